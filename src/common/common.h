@@ -20,27 +20,27 @@
  */
 enum {
     WEIR_OK = 0,
-    WEIR_EINVAL = -1,      /* the input is not valid (a bad request) */
-    WEIR_ENOMEM = -2,      /* a limit on memory was reached */
-    WEIR_ENOTFOUND = -3,   /* the thing named does not exist */
-    WEIR_EEXIST = -4,      /* the thing already exists */
-    WEIR_ETOOBIG = -5,     /* the input is larger than a configured limit */
+    WEIR_EINVAL = -1,       /* the input is not valid (a bad request) */
+    WEIR_ENOMEM = -2,       /* a limit on memory was reached */
+    WEIR_ENOTFOUND = -3,    /* the thing named does not exist */
+    WEIR_EEXIST = -4,       /* the thing already exists */
+    WEIR_ETOOBIG = -5,      /* the input is larger than a configured limit */
     WEIR_EUNSUPPORTED = -6, /* a format or feature that weir does not handle */
-    WEIR_EBUSY = -7,       /* overloaded: try again later */
-    WEIR_EIO = -8,         /* storage or system failure */
-    WEIR_ESCRIPT = -9,     /* a filter threw, timed out or returned something invalid */
-    WEIR_ETIMEOUT = -10,   /* an operation ran out of time */
-    WEIR_ECLOSED = -11,    /* the component is shutting down */
-    WEIR_EINTERNAL = -12,  /* a bug: something that should not happen */
+    WEIR_EBUSY = -7,        /* overloaded: try again later */
+    WEIR_EIO = -8,          /* storage or system failure */
+    WEIR_ESCRIPT = -9,      /* a filter threw, timed out or returned something invalid */
+    WEIR_ETIMEOUT = -10,    /* an operation ran out of time */
+    WEIR_ECLOSED = -11,     /* the component is shutting down */
+    WEIR_EINTERNAL = -12,   /* a bug: something that should not happen */
 };
 
 #define WEIR_ERR_ATTR_MAX 64
-#define WEIR_ERR_MSG_MAX 512
+#define WEIR_ERR_MSG_MAX  512
 
 typedef struct weir_err {
-    int code;                      /* one of the codes above */
-    char attr[WEIR_ERR_ATTR_MAX];  /* the attribute or field concerned, or "" */
-    char msg[WEIR_ERR_MSG_MAX];    /* a sentence for people, safe to show a client */
+    int code;                     /* one of the codes above */
+    char attr[WEIR_ERR_ATTR_MAX]; /* the attribute or field concerned, or "" */
+    char msg[WEIR_ERR_MSG_MAX];   /* a sentence for people, safe to show a client */
 } weir_err_t;
 
 /* Names a code ("invalid input", ...). Never returns NULL. */
@@ -81,7 +81,10 @@ typedef struct weir_buf {
     size_t cap;
 } weir_buf_t;
 
-#define WEIR_BUF_INIT {NULL, 0, 0}
+#define WEIR_BUF_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void weir_buf_reserve(weir_buf_t *b, size_t extra);
 void weir_buf_append(weir_buf_t *b, const void *p, size_t n);
@@ -127,8 +130,8 @@ void weir_log_write(weir_log_level_t level, const char *module, const char *ns, 
     } while (0)
 
 #define weir_debug(module, ...) WEIR_LOG(WEIR_LOG_DEBUG, module, NULL, __VA_ARGS__)
-#define weir_info(module, ...) WEIR_LOG(WEIR_LOG_INFO, module, NULL, __VA_ARGS__)
-#define weir_warn(module, ...) WEIR_LOG(WEIR_LOG_WARN, module, NULL, __VA_ARGS__)
+#define weir_info(module, ...)  WEIR_LOG(WEIR_LOG_INFO, module, NULL, __VA_ARGS__)
+#define weir_warn(module, ...)  WEIR_LOG(WEIR_LOG_WARN, module, NULL, __VA_ARGS__)
 #define weir_error(module, ...) WEIR_LOG(WEIR_LOG_ERROR, module, NULL, __VA_ARGS__)
 
 /*
@@ -143,7 +146,10 @@ typedef struct weir_ratelimit {
     int lock; /* a spin flag; the bucket is touched for a few instructions */
 } weir_ratelimit_t;
 
-#define WEIR_RATELIMIT_INIT(per_sec, burst) {(burst), (per_sec), (burst), 0, 0}
+#define WEIR_RATELIMIT_INIT(per_sec, burst)                                                        \
+    {                                                                                              \
+        (burst), (per_sec), (burst), 0, 0                                                          \
+    }
 
 bool weir_ratelimit_allow(weir_ratelimit_t *rl);
 
@@ -154,7 +160,7 @@ uint64_t weir_mono_ns(void);
 /* Wall clock, microseconds since the Unix epoch. */
 int64_t weir_wall_us(void);
 
-#define WEIR_TIME_STR_MAX 40
+#define WEIR_TIME_STR_MAX 96
 /* Formats microseconds since the epoch as RFC 3339 in UTC ("2024-01-02T03:04:05.678901Z"). */
 void weir_time_format(int64_t us, char out[WEIR_TIME_STR_MAX]);
 /*

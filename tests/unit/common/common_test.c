@@ -1,0 +1,183 @@
+/* Unit tests of the common module through its header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static void test_utf8(void **state)
+{
+    assert_true(weir_utf8_valid("", 0));
+    assert_true(weir_utf8_valid("plain ascii", 11));
+    assert_true(weir_utf8_valid("caf\xC3\xA9", 5));
+    assert_true(weir_utf8_valid("\xF0\x9F\x98\x80", 4));  /* U+1F600 */
+    assert_true(weir_utf8_valid("\xF4\x8F\xBF\xBF", 4));  /* U+10FFFF */
+    assert_false(weir_utf8_valid("\xC3\x28", 2));         /* bad continuation */
+    assert_false(weir_utf8_valid("\xC0\xAF", 2));         /* overlong */
+    assert_false(weir_utf8_valid("\xE0\x80\xAF", 3));     /* overlong */
+    assert_false(weir_utf8_valid("\xED\xA0\x80", 3));     /* surrogate */
+    assert_false(weir_utf8_valid("\xF4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(weir_utf8_valid("\xE2\x82", 2));         /* truncated */
+    assert_false(weir_utf8_valid("\xFF", 1));
+}
+
+static void check_base64(const char *plain, const char *encoded)
+{
+    size_t n;
+    char *enc = weir_base64_encode(plain, strlen(plain), &n);
+    assert_string_equal(enc, encoded);
+    assert_int_equal(n, strlen(encoded));
+    unsigned char *dec;
+    size_t dn;
+    assert_int_equal(weir_base64_decode(enc, n, &dec, &dn), 0);
+    assert_int_equal(dn, strlen(plain));
+    assert_memory_equal(dec, plain, dn);
+    weir_free(enc);
+    weir_free(dec);
+}
+
+static void test_base64(void **state)
+{
+    check_base64("", "");
+    check_base64("f", "Zg==");
+    check_base64("fo", "Zm8=");
+    check_base64("foo", "Zm9v");
+    check_base64("foobar", "Zm9vYmFy");
+
+    unsigned char *out;
+    size_t n;
+    assert_int_equal(weir_base64_decode("Zm9", 3, &out, &n), WEIR_EINVAL);
+    assert_int_equal(weir_base64_decode("Zm9v YmFy", 9, &out, &n), WEIR_EINVAL);
+    assert_int_equal(weir_base64_decode("Zg=a", 4, &out, &n), WEIR_EINVAL);
+    assert_int_equal(weir_base64_decode("=Zg=", 4, &out, &n), WEIR_EINVAL);
+}
+
+static void test_glob(void **state)
+{
+    assert_true(weir_glob_match("", ""));
+    assert_true(weir_glob_match("*", ""));
+    assert_true(weir_glob_match("*", "anything"));
+    assert_true(weir_glob_match("com.example.*", "com.example.created"));
+    assert_true(weir_glob_match("*.created", "com.example.created"));
+    assert_true(weir_glob_match("a*b*c", "aXXbYYc"));
+    assert_true(weir_glob_match("a*b", "abab"));
+    assert_false(weir_glob_match("a*b", "abac"));
+    assert_false(weir_glob_match("exact", "exactly"));
+    assert_false(weir_glob_match("", "x"));
+}
+
+static void test_time(void **state)
+{
+    int64_t us;
+    assert_int_equal(weir_time_parse("1970-01-01T00:00:00Z", &us), 0);
+    assert_int_equal(us, 0);
+    assert_int_equal(weir_time_parse("2020-03-21T12:34:56.78Z", &us), 0);
+    assert_int_equal(us, 1584794096780000LL);
+    assert_int_equal(weir_time_parse("2020-03-21T14:34:56.78+02:00", &us), 0);
+    assert_int_equal(us, 1584794096780000LL);
+    assert_int_equal(weir_time_parse("2024-02-29t00:00:00z", &us), 0);
+
+    const char *bad[] = {"",
+                         "2020-03-21",
+                         "2020-03-21T12:34:56",
+                         "2023-02-29T00:00:00Z",
+                         "2020-13-01T00:00:00Z",
+                         "2020-03-21T24:00:00Z",
+                         "2020-03-21T12:34:56.Z",
+                         "2020-03-21T12:34:56Z trailing",
+                         "yesterday"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(weir_time_parse(bad[i], &us), WEIR_EINVAL);
+    }
+
+    char text[WEIR_TIME_STR_MAX];
+    weir_time_format(1584794096780000LL, text);
+    assert_string_equal(text, "2020-03-21T12:34:56.780000Z");
+    weir_time_format(-1, text);
+    assert_string_equal(text, "1969-12-31T23:59:59.999999Z");
+}
+
+static void test_duration(void **state)
+{
+    int64_t us;
+    assert_int_equal(weir_duration_parse("PT1S", &us), 0);
+    assert_int_equal(us, 1000000);
+    assert_int_equal(weir_duration_parse("PT1.5S", &us), 0);
+    assert_int_equal(us, 1500000);
+    assert_int_equal(weir_duration_parse("P1DT2H3M4S", &us), 0);
+    assert_int_equal(us, (86400LL + 7200 + 180 + 4) * 1000000);
+    assert_int_equal(weir_duration_parse("P2W", &us), 0);
+    assert_int_equal(us, 14LL * 86400 * 1000000);
+
+    const char *bad[] = {"", "P", "PT", "1S", "PT1", "P1M", "PT1S2M", "P1DT", "PTS", "P1Y"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(weir_duration_parse(bad[i], &us), WEIR_EINVAL);
+    }
+}
+
+static void test_buf_json_str(void **state)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_buf_json_str(&b, "a\"b\\c\n\x01", 7);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    weir_buf_reset(&b);
+    weir_buf_json_str(&b, "caf\xC3\xA9 \xFF", 7);
+    assert_string_equal(b.data, "\"caf\xC3\xA9 \xEF\xBF\xBD\"");
+    weir_buf_reset(&b);
+    weir_buf_printf(&b, "%d-%s", 42, "x");
+    assert_string_equal(b.data, "42-x");
+    size_t len;
+    char *taken = weir_buf_take(&b, &len);
+    assert_int_equal(len, 4);
+    assert_null(b.data);
+    weir_free(taken);
+}
+
+static void test_err(void **state)
+{
+    weir_err_t err;
+    assert_int_equal(weir_err_set(&err, WEIR_EINVAL, "id", "bad %s", "thing"), WEIR_EINVAL);
+    assert_int_equal(err.code, WEIR_EINVAL);
+    assert_string_equal(err.attr, "id");
+    assert_string_equal(err.msg, "bad thing");
+    assert_int_equal(weir_err_set(NULL, WEIR_EIO, NULL, "ignored"), WEIR_EIO);
+    assert_string_equal(weir_strerror(WEIR_ENOTFOUND), "not found");
+    assert_string_equal(weir_strerror(-999), "unknown error");
+}
+
+static void test_ratelimit(void **state)
+{
+    weir_ratelimit_t rl = WEIR_RATELIMIT_INIT(0.001, 3);
+    assert_true(weir_ratelimit_allow(&rl));
+    assert_true(weir_ratelimit_allow(&rl));
+    assert_true(weir_ratelimit_allow(&rl));
+    assert_false(weir_ratelimit_allow(&rl));
+}
+
+static void test_case(void **state)
+{
+    assert_int_equal(weir_strcasecmp("Content-Type", "content-type"), 0);
+    assert_true(weir_strcasecmp("a", "b") < 0);
+    assert_true(weir_has_prefix_ci("CE-Id", "ce-"));
+    assert_false(weir_has_prefix_ci("c", "ce-"));
+    char id[WEIR_UUID_STR];
+    weir_uuid(id);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(id[14], '4');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8),     cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_glob),     cmocka_unit_test(test_time),
+        cmocka_unit_test(test_duration), cmocka_unit_test(test_buf_json_str),
+        cmocka_unit_test(test_err),      cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_case),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
