@@ -48,11 +48,11 @@ typedef struct weir_event {
 } weir_event_t;
 
 /* Limits the decoders enforce. */
-#define WEIR_CE_NAME_MAX 64        /* longest attribute name accepted */
-#define WEIR_CE_VALUE_MAX 4096     /* longest attribute value accepted (bytes) */
-#define WEIR_CE_ATTRS_MAX 64       /* most attributes on one event */
-#define WEIR_CE_JSON_DEPTH_MAX 64  /* deepest nesting of JSON arrays and objects */
-#define WEIR_CE_BATCH_MAX 1000     /* most events in one batch */
+#define WEIR_CE_NAME_MAX       64   /* longest attribute name accepted */
+#define WEIR_CE_VALUE_MAX      4096 /* longest attribute value accepted (bytes) */
+#define WEIR_CE_ATTRS_MAX      64   /* most attributes on one event */
+#define WEIR_CE_JSON_DEPTH_MAX 64   /* deepest nesting of JSON arrays and objects */
+#define WEIR_CE_BATCH_MAX      1000 /* most events in one batch */
 
 /* ---- the model ------------------------------------------------------------------------- */
 

@@ -1,0 +1,104 @@
+/* The event model: attributes, data, clone, and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ce_test.h"
+
+static weir_event_t *minimal(const char *version)
+{
+    weir_event_t *ev = weir_ce_new();
+    assert_int_equal(weir_ce_set(ev, "specversion", version, WEIR_CE_STRING, NULL), 0);
+    assert_int_equal(weir_ce_set(ev, "id", "1", WEIR_CE_STRING, NULL), 0);
+    assert_int_equal(weir_ce_set(ev, "source", "/s", WEIR_CE_STRING, NULL), 0);
+    assert_int_equal(weir_ce_set(ev, "type", "t", WEIR_CE_STRING, NULL), 0);
+    return ev;
+}
+
+static void test_attributes_sorted_and_replaced(void **state)
+{
+    weir_event_t *ev = minimal("1.0");
+    assert_int_equal(weir_ce_set(ev, "b", "2", WEIR_CE_INTEGER, NULL), 0);
+    assert_int_equal(weir_ce_set(ev, "a", "x", WEIR_CE_STRING, NULL), 0);
+    assert_int_equal(weir_ce_set(ev, "b", "3", WEIR_CE_INTEGER, NULL), 0);
+    assert_int_equal(ev->nattrs, 6);
+    for (size_t i = 1; i < ev->nattrs; i++) {
+        assert_true(strcmp(ev->attrs[i - 1].name, ev->attrs[i].name) < 0);
+    }
+    assert_string_equal(weir_ce_get(ev, "b"), "3");
+    weir_ce_remove(ev, "a");
+    weir_ce_remove(ev, "missing");
+    assert_null(weir_ce_get(ev, "a"));
+    assert_int_equal(ev->nattrs, 5);
+    weir_ce_free(ev);
+}
+
+static void test_set_refuses(void **state)
+{
+    weir_event_t *ev = weir_ce_new();
+    weir_err_t err = {0};
+    assert_int_equal(weir_ce_set(ev, "Bad", "x", WEIR_CE_STRING, &err), WEIR_EINVAL);
+    assert_int_equal(weir_ce_set(ev, "", "x", WEIR_CE_STRING, &err), WEIR_EINVAL);
+    assert_int_equal(weir_ce_set(ev, "a", "\xFF", WEIR_CE_STRING, &err), WEIR_EINVAL);
+    assert_int_equal(weir_ce_set(ev, "a", "01", WEIR_CE_INTEGER, &err), WEIR_EINVAL);
+    assert_int_equal(weir_ce_set(ev, "a", "2147483648", WEIR_CE_INTEGER, &err), WEIR_EINVAL);
+    assert_int_equal(weir_ce_set(ev, "a", "yes", WEIR_CE_BOOLEAN, &err), WEIR_EINVAL);
+    assert_int_equal(ev->nattrs, 0);
+    weir_ce_free(ev);
+}
+
+static void test_clone_and_data(void **state)
+{
+    weir_event_t *ev = minimal("0.3");
+    weir_ce_set_data(ev, WEIR_CE_DATA_BYTES, "a\0b", 3);
+    weir_event_t *copy = weir_ce_clone(ev);
+    assert_true(ce_equal(ev, copy));
+    assert_int_equal(copy->data[3], '\0');
+    weir_ce_set_data(copy, WEIR_CE_DATA_NONE, NULL, 0);
+    assert_null(copy->data);
+    assert_false(ce_equal(ev, copy));
+    weir_ce_free(copy);
+    weir_ce_free(ev);
+}
+
+static void test_validate(void **state)
+{
+    weir_event_t *ev = minimal("1.0");
+    weir_err_t err = {0};
+    assert_int_equal(weir_ce_validate(ev, &err), 0);
+
+    weir_ce_set(ev, "time", "2020-01-01T00:00:00.123+01:00", WEIR_CE_STRING, NULL);
+    weir_ce_set(ev, "dataschema", "https://example.com/s", WEIR_CE_STRING, NULL);
+    weir_ce_set(ev, "datacontenttype", "application/json; charset=utf-8", WEIR_CE_STRING, NULL);
+    assert_int_equal(weir_ce_validate(ev, &err), 0);
+
+    weir_ce_set(ev, "dataschema", "/relative", WEIR_CE_STRING, NULL);
+    assert_int_equal(weir_ce_validate(ev, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "dataschema");
+    weir_ce_remove(ev, "dataschema");
+
+    weir_ce_set(ev, "source", "has space", WEIR_CE_STRING, NULL);
+    assert_int_equal(weir_ce_validate(ev, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "source");
+
+    weir_ce_set(ev, "source", "/s", WEIR_CE_STRING, NULL);
+    weir_ce_set(ev, "specversion", "0.2", WEIR_CE_STRING, NULL);
+    assert_int_equal(weir_ce_validate(ev, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "specversion");
+    weir_ce_free(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attributes_sorted_and_replaced),
+        cmocka_unit_test(test_set_refuses),
+        cmocka_unit_test(test_clone_and_data),
+        cmocka_unit_test(test_validate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
