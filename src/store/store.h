@@ -3,10 +3,11 @@
  * embedded backend (a PostgreSQL backend implements the same interface).
  *
  * Writes go through one writer thread that commits in groups: it takes every write waiting in
- * its bounded queue (up to a batch limit), commits them in one transaction with one fsync, then
- * calls each write's done callback. A write that fails (say, its namespace was deleted) is rolled
- * back alone; the others in its group still commit. Reads run on the caller's thread on a
- * read-only connection of their own and never wait for the writer.
+ * its bounded queue (up to a batch limit) and commits them in one transaction. A syncer thread
+ * then makes the commit durable with one fsync, while the writer goes on with the next group,
+ * and only then calls each write's done callback. A write that fails (say, its namespace was
+ * deleted) is rolled back alone; the others in its group still commit. Reads run on the
+ * caller's thread on a read-only connection of their own and never wait for the writer.
  *
  * Thread safety: every function may be called from any thread, except weir_store_close.
  */
@@ -41,7 +42,7 @@ int weir_store_open(const weir_store_config_t *cfg, weir_store_t **out, weir_err
 
 /*
  * Stops taking writes, commits everything already queued (calling each done callback), stops
- * the writer thread and closes the database. Call once, when no other thread uses the store.
+ * the store's threads and closes the database. Call once, when no other thread uses the store.
  */
 void weir_store_close(weir_store_t *store);
 
@@ -87,8 +88,8 @@ typedef struct weir_store_item {
     const weir_event_t *ev;
     bool born_inside; /* entered other than through the sink (the source side sends these) */
     /* Set by the store before done is called: */
-    int64_t seq;      /* the event's sequence number (of the stored copy for a duplicate) */
-    bool duplicate;   /* (ns, source, id) was stored already; nothing was written */
+    int64_t seq;    /* the event's sequence number (of the stored copy for a duplicate) */
+    bool duplicate; /* (ns, source, id) was stored already; nothing was written */
     /* Private to the store: */
     char *json;
     size_t json_len;
@@ -101,10 +102,12 @@ typedef void (*weir_store_done_cb)(weir_store_write_t *w, int status, void *arg)
 struct weir_store_write {
     weir_store_item_t *items;
     size_t nitems;
-    weir_store_done_cb done; /* called once, on the writer thread, after commit or failure */
+    weir_store_done_cb done; /* called once, on a store thread, after the commit is durable or
+                                the write failed */
     void *arg;
     /* Private to the store: */
     int64_t received_us;
+    int status;
     weir_store_write_t *next;
 };
 
@@ -131,21 +134,23 @@ typedef struct weir_store_record {
 } weir_store_record_t;
 
 void weir_store_records_free(weir_store_record_t *recs, size_t n);
+/* Frees what one record holds (as weir_store_get fills it) and zeroes it. */
+void weir_store_record_clear(weir_store_record_t *rec);
 
 typedef struct weir_store_query {
     const char *ns;
-    const char *type;      /* substring of type, or NULL */
-    const char *source;    /* exact source, or NULL */
-    const char *text;      /* substring of the whole event's JSON, or NULL */
-    int64_t from_us;       /* received at or after (INT64_MIN: no bound) */
-    int64_t until_us;      /* received before (INT64_MAX: no bound) */
-    int64_t before_seq;    /* only seq < before_seq (INT64_MAX: from the newest) */
+    const char *type;   /* substring of type, or NULL */
+    const char *source; /* exact source, or NULL */
+    const char *text;   /* substring of the whole event's JSON, or NULL */
+    int64_t from_us;    /* received at or after (INT64_MIN: no bound) */
+    int64_t until_us;   /* received before (INT64_MAX: no bound) */
+    int64_t before_seq; /* only seq < before_seq (INT64_MAX: from the newest) */
     size_t limit;
 } weir_store_query_t;
 
 /* A namespace's events matching q, newest first, at most q->limit. */
-int weir_store_history(weir_store_t *store, const weir_store_query_t *q,
-                       weir_store_record_t **out, size_t *n, weir_err_t *err);
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
+                       size_t *n, weir_err_t *err);
 
 /* Events of ns with seq > after_seq, oldest first, at most limit (catch-up for live streams). */
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,

@@ -1,0 +1,65 @@
+/*
+ * store/backend.h: the private interface between the backend-neutral part of the store
+ * (store.c: the queue, the writer thread, the namespace set) and one database backend.
+ *
+ * A backend keeps its own state behind the opaque db pointer that open returns. The functions
+ * marked "writer" are called only by the writer thread, one at a time, between begin and
+ * commit; the reads may be called from any number of threads at once, and the
+ * backend gives each its own connection.
+ */
+#ifndef WEIR_STORE_BACKEND_H
+#define WEIR_STORE_BACKEND_H
+
+#include "store/store.h"
+
+typedef struct weir_store_backend {
+    const char *name;
+
+    /* Opens the database, creating or migrating its schema; refuses a newer schema (EIO). */
+    int (*open)(const weir_store_config_t *cfg, void **db, weir_err_t *err);
+    /* Closes the database; no other call is running or will run. */
+    void (*close)(void *db);
+    /* Every namespace, sorted by name (for the in-memory set, at open). */
+    int (*ns_load)(void *db, weir_store_ns_t **out, size_t *n, weir_err_t *err);
+
+    /* Writer: starts a transaction that locks out other writers at once. */
+    int (*begin)(void *db);
+    /*
+     * Writer: commits. The commit is visible at once and survives a crash of the process, but
+     * it survives a power loss only once a later sync has returned. WEIR_EIO when it failed
+     * (then it was rolled back).
+     */
+    int (*commit)(void *db);
+    /*
+     * Syncer: makes every commit made before the call durable (unless the store was opened
+     * with no_sync), and does any upkeep that must follow durability (checkpoints). Runs on
+     * its own thread, beside the writer's next transaction. WEIR_EIO when it failed.
+     */
+    int (*sync)(void *db);
+    /*
+     * Writer: applies one write all or nothing (a failed write is undone alone and the
+     * transaction stays usable). Sets each item's seq and duplicate. Returns 0, WEIR_ENOTFOUND
+     * when a namespace is missing, or WEIR_EIO.
+     */
+    int (*write)(void *db, weir_store_write_t *w);
+    /* Writer: creates a namespace; *created is false when it existed already. */
+    int (*ns_create)(void *db, const char *name, int64_t created_us, bool *created);
+    /* Writer: deletes a namespace and its events; WEIR_ENOTFOUND when it does not exist. */
+    int (*ns_delete)(void *db, const char *name);
+    /* Writer, outside any transaction: commits a tiny write to learn whether storage works. */
+    int (*probe)(void *db);
+
+    /* Reads, from any thread; the arguments were checked by store.c. */
+    int (*history)(void *db, const weir_store_query_t *q, weir_store_record_t **out, size_t *n,
+                   weir_err_t *err);
+    int (*since)(void *db, const char *ns, int64_t after_seq, size_t limit,
+                 weir_store_record_t **out, size_t *n, weir_err_t *err);
+    int (*get)(void *db, const char *ns, const char *id, const char *source,
+               weir_store_record_t *out, weir_err_t *err);
+    int (*count)(void *db, const char *ns, int64_t *count, weir_err_t *err);
+} weir_store_backend_t;
+
+/* The embedded backend: <data_dir>/weir.db. */
+extern const weir_store_backend_t weir_store_sqlite;
+
+#endif

@@ -1,0 +1,891 @@
+/*
+ * sqlite.c: the embedded backend. One database file in WAL mode: the writer thread owns one
+ * read-write connection; reads take a read-only connection from a small pool, so that a
+ * connection is never used by two threads at once and readers never wait for the writer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+
+#define MODULE "store"
+/* A reader meets a lock only around checkpoints and schema changes; wait rather than fail. */
+#define BUSY_TIMEOUT_MS 5000
+
+/* ---- schema ---------------------------------------------------------------------------- */
+
+/*
+ * Forward migrations, in order: the database's PRAGMA user_version counts the steps applied.
+ * Never edit a step that has shipped; add one. AUTOINCREMENT keeps seq from being reused
+ * after the newest events are deleted, so that a stream's cursor never points at another event.
+ */
+static const char *const migrations[] = {
+    "CREATE TABLE namespaces ("
+    "  name TEXT PRIMARY KEY,"
+    "  created_us INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ns TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  received_us INTEGER NOT NULL,"
+    "  born_inside INTEGER NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  UNIQUE (ns, id, source)"
+    ");"
+    "CREATE INDEX events_ns_seq ON events (ns, seq);"
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value"
+    ") WITHOUT ROWID;",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ---- statements ------------------------------------------------------------------------ */
+
+typedef enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_NS_PRESENT,
+    ST_INSERT,
+    ST_FIND_SEQ,
+    ST_NS_INSERT,
+    ST_NS_DELETE,
+    ST_NS_EVENTS_DELETE,
+    ST_NS_LIST,
+    ST_PROBE,
+    ST_HISTORY,
+    ST_SINCE,
+    ST_GET,
+    ST_COUNT_NS,
+    ST_COUNT_ALL,
+    ST_MAX
+} stmt_id_t;
+
+#define RECORD_COLUMNS "seq, received_us, ns, event, born_inside"
+
+static const char *const stmt_sql[ST_MAX] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT w",
+    [ST_RELEASE] = "RELEASE w",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO w",
+    [ST_NS_PRESENT] = "SELECT 1 FROM namespaces WHERE name = ?1",
+    [ST_INSERT] = "INSERT INTO events (ns, source, id, type, received_us, born_inside, event)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                  " ON CONFLICT (ns, id, source) DO NOTHING",
+    [ST_FIND_SEQ] = "SELECT seq FROM events WHERE ns = ?1 AND source = ?2 AND id = ?3",
+    [ST_NS_INSERT] = "INSERT INTO namespaces (name, created_us) VALUES (?1, ?2)"
+                     " ON CONFLICT (name) DO NOTHING",
+    [ST_NS_DELETE] = "DELETE FROM namespaces WHERE name = ?1",
+    [ST_NS_EVENTS_DELETE] = "DELETE FROM events WHERE ns = ?1",
+    [ST_NS_LIST] = "SELECT name, created_us FROM namespaces ORDER BY name",
+    [ST_PROBE] = "INSERT INTO meta (key, value) VALUES ('probe_us', ?1)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* instr() rather than LIKE, so that '%' and '_' in a search are plain characters. */
+    [ST_HISTORY] = "SELECT " RECORD_COLUMNS " FROM events"
+                   " WHERE ns = ?1 AND seq < ?2 AND received_us >= ?3 AND received_us < ?4"
+                   " AND (?5 IS NULL OR instr(type, ?5) > 0)"
+                   " AND (?6 IS NULL OR source = ?6)"
+                   " AND (?7 IS NULL OR instr(event, ?7) > 0)"
+                   " ORDER BY seq DESC LIMIT ?8",
+    [ST_SINCE] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND seq > ?2"
+                 " ORDER BY seq ASC LIMIT ?3",
+    [ST_GET] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND id = ?2"
+               " AND (?3 IS NULL OR source = ?3) ORDER BY seq DESC LIMIT 1",
+    [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
+    [ST_COUNT_ALL] = "SELECT count(*) FROM events",
+};
+
+/* A connection with its prepared statements, made on first use and kept. */
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[ST_MAX];
+    struct conn *next; /* in the pool of idle readers */
+} conn_t;
+
+typedef struct sqlite_db {
+    char *path;
+    bool no_sync;
+    conn_t *writer;
+    conn_t *checkpointer;  /* used by the syncer thread only */
+    int wal_fd;            /* the WAL, opened by the syncer to fsync it; -1 until then */
+    atomic_int wal_frames; /* frames in the WAL after the last commit (the writer's WAL hook) */
+    bool txn_lost;         /* an error ended the writer's transaction before its commit */
+    pthread_mutex_t pool_lock;
+    conn_t *idle;
+} sqlite_db_t;
+
+static int log_failure(sqlite3 *db, const char *what)
+{
+    weir_error(MODULE, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+    return WEIR_EIO;
+}
+
+static sqlite3_stmt *stmt_get(conn_t *c, stmt_id_t id)
+{
+    if (c->stmts[id] == NULL &&
+        sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+                           NULL) != SQLITE_OK) {
+        log_failure(c->db, stmt_sql[id]);
+        return NULL;
+    }
+    return c->stmts[id];
+}
+
+/* Readies a statement for its next use; bindings go too, so no pointer outlives the call. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that has no parameters and returns no rows. */
+static int exec_stmt(conn_t *c, stmt_id_t id)
+{
+    sqlite3_stmt *st = stmt_get(c, id);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    return rc == SQLITE_DONE ? 0 : log_failure(c->db, stmt_sql[id]);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s == NULL) {
+        sqlite3_bind_null(st, i);
+    } else {
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    }
+}
+
+static int64_t limit_i64(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+static void conn_close(conn_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (int i = 0; i < ST_MAX; i++) {
+        sqlite3_finalize(c->stmts[i]);
+    }
+    sqlite3_close(c->db);
+    weir_free(c);
+}
+
+/* Each connection is used by one thread at a time, so SQLite's own mutexes are not needed. */
+static int conn_open(const char *path, bool readonly, conn_t **out)
+{
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    conn_t *c = weir_calloc(1, sizeof(*c));
+
+    *out = NULL;
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        weir_error(MODULE, "sqlite: cannot open %s: %s", path,
+                   c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
+        conn_close(c);
+        return WEIR_EIO;
+    }
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    *out = c;
+    return 0;
+}
+
+static conn_t *reader_take(sqlite_db_t *d)
+{
+    pthread_mutex_lock(&d->pool_lock);
+    conn_t *c = d->idle;
+    if (c != NULL) {
+        d->idle = c->next;
+    }
+    pthread_mutex_unlock(&d->pool_lock);
+
+    if (c == NULL) {
+        conn_open(d->path, true, &c);
+    }
+    return c;
+}
+
+static void reader_give(sqlite_db_t *d, conn_t *c)
+{
+    pthread_mutex_lock(&d->pool_lock);
+    c->next = d->idle;
+    d->idle = c;
+    pthread_mutex_unlock(&d->pool_lock);
+}
+
+/* ---- opening --------------------------------------------------------------------------- */
+
+/* Creates dir and its missing parents, as mkdir -p does. */
+static int make_dir(const char *dir, weir_err_t *err)
+{
+    char *p = weir_strdup(dir);
+
+    for (char *q = p + 1; *q != '\0'; q++) {
+        if (*q == '/') {
+            *q = '\0';
+            mkdir(p, 0750);
+            *q = '/';
+        }
+    }
+    int rc = mkdir(p, 0750) == 0 || errno == EEXIST ? 0 : errno;
+    weir_free(p);
+    if (rc != 0) {
+        return weir_err_set(err, WEIR_EIO, "data_dir", "cannot create data directory %s: %s", dir,
+                            strerror(rc));
+    }
+    return 0;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, weir_err_t *err)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) {
+        return 0;
+    }
+    int rc = weir_err_set(err, WEIR_EIO, NULL, "database: %s", msg != NULL ? msg : "failed");
+    weir_error(MODULE, "sqlite: %s", err != NULL ? err->msg : sql);
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int read_version(sqlite3 *db, int *version, weir_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return weir_err_set(err, log_failure(db, "read schema version"), NULL,
+                            "cannot read the database's schema version");
+    }
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int apply_migrations(sqlite3 *db, int from, weir_err_t *err)
+{
+    char sql[64];
+
+    if (from > SCHEMA_VERSION) {
+        return weir_err_set(err, WEIR_EIO, NULL,
+                            "the database has schema version %d, newer than this weir knows (%d);"
+                            " run a newer weir",
+                            from, SCHEMA_VERSION);
+    }
+    for (int v = from; v < SCHEMA_VERSION; v++) {
+        int rc = exec_sql(db, migrations[v], err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+    return exec_sql(db, sql, err);
+}
+
+/* Brings the schema up to date in one transaction: every step is applied, or none. */
+static int migrate(sqlite3 *db, weir_err_t *err)
+{
+    int version = 0;
+
+    int rc = exec_sql(db, "BEGIN IMMEDIATE", err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = read_version(db, &version, err);
+    if (rc == 0) {
+        rc = apply_migrations(db, version, err);
+    }
+    if (rc == 0) {
+        rc = exec_sql(db, "COMMIT", err);
+    }
+    if (rc != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    if (version != SCHEMA_VERSION) {
+        weir_info(MODULE, "database schema migrated from version %d to %d", version,
+                  SCHEMA_VERSION);
+    }
+    return 0;
+}
+
+/*
+ * WAL lets readers run beside the writer. The writer commits without fsync and never
+ * checkpoints: sq_sync, on the syncer thread, makes commits durable by fsyncing the WAL while the
+ * writer goes on with the next batch, and checkpoints from a connection of its own that syncs
+ * the WAL before copying it into the database and the database before the WAL is reused. So a
+ * power loss can lose only commits that no sync has covered, and those were never acknowledged.
+ */
+static int configure_writer(sqlite3 *db, weir_err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool wal = false;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    if (!wal) {
+        log_failure(db, "journal_mode = WAL");
+        return weir_err_set(err, WEIR_EIO, NULL, "cannot put the database in WAL mode");
+    }
+    return exec_sql(db, "PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0", err);
+}
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    sqlite_db_t *d = arg;
+    atomic_store(&d->wal_frames, frames);
+    return SQLITE_OK;
+}
+
+static void sq_close(void *db)
+{
+    sqlite_db_t *d = db;
+
+    /* Readers first: the last connection to close checkpoints and removes the WAL. */
+    while (d->idle != NULL) {
+        conn_t *c = d->idle;
+        d->idle = c->next;
+        conn_close(c);
+    }
+    if (d->wal_fd >= 0) {
+        close(d->wal_fd);
+    }
+    conn_close(d->writer);
+    conn_close(d->checkpointer); /* last: its close checkpoints with syncs */
+    pthread_mutex_destroy(&d->pool_lock);
+    weir_free(d->path);
+    weir_free(d);
+}
+
+static char *db_path(const char *dir)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+
+    weir_buf_printf(&b, "%s/weir.db", dir);
+    return weir_buf_take(&b, NULL);
+}
+
+static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
+{
+    *out = NULL;
+    int rc = make_dir(cfg->data_dir, err);
+    if (rc != 0) {
+        return rc;
+    }
+
+    sqlite_db_t *d = weir_calloc(1, sizeof(*d));
+    pthread_mutex_init(&d->pool_lock, NULL);
+    d->path = db_path(cfg->data_dir);
+    d->no_sync = cfg->no_sync;
+    d->wal_fd = -1;
+    rc = conn_open(d->path, false, &d->writer);
+    if (rc == 0) {
+        rc = conn_open(d->path, false, &d->checkpointer);
+    }
+    if (rc != 0) {
+        weir_err_set(err, rc, NULL, "cannot open the database %s", d->path);
+        goto fail;
+    }
+    rc = configure_writer(d->writer->db, err);
+    if (rc == 0) {
+        rc = exec_sql(d->checkpointer->db, "PRAGMA synchronous = NORMAL", err);
+    }
+    if (rc == 0) {
+        rc = migrate(d->writer->db, err);
+    }
+    sqlite3_wal_hook(d->writer->db, on_wal_commit, d);
+    if (rc != 0) {
+        goto fail;
+    }
+    *out = d;
+    return 0;
+
+fail:
+    sq_close(d);
+    return rc;
+}
+
+static int sq_ns_load(void *db, weir_store_ns_t **out, size_t *n, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    sqlite3_stmt *st = stmt_get(d->writer, ST_NS_LIST);
+    weir_store_ns_t *list = NULL;
+    size_t count = 0;
+    int rc = SQLITE_ERROR;
+
+    while (st != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        list = weir_realloc(list, (count + 1) * sizeof(*list));
+        list[count].name = weir_strdup((const char *)sqlite3_column_text(st, 0));
+        list[count].created_us = sqlite3_column_int64(st, 1);
+        count++;
+    }
+    if (st != NULL) {
+        stmt_done(st);
+    }
+    if (rc != SQLITE_DONE) {
+        weir_store_ns_free(list, count);
+        return weir_err_set(err, log_failure(d->writer->db, "load namespaces"), NULL,
+                            "cannot read the namespaces");
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* ---- writing --------------------------------------------------------------------------- */
+
+/* After a failed statement: some errors (a full disk, an I/O error) make SQLite roll the
+ * whole transaction back; what follows must not run outside one, so the batch is lost. */
+static int writer_failed(sqlite_db_t *d)
+{
+    if (sqlite3_get_autocommit(d->writer->db)) {
+        d->txn_lost = true;
+    }
+    return WEIR_EIO;
+}
+
+static int sq_begin(void *db)
+{
+    sqlite_db_t *d = db;
+
+    d->txn_lost = false;
+    return exec_stmt(d->writer, ST_BEGIN);
+}
+
+static void sq_rollback(sqlite_db_t *d)
+{
+
+    if (!sqlite3_get_autocommit(d->writer->db)) {
+        exec_stmt(d->writer, ST_ROLLBACK);
+    }
+}
+
+static int sq_commit(void *db)
+{
+    sqlite_db_t *d = db;
+
+    if (d->txn_lost || exec_stmt(d->writer, ST_COMMIT) != 0) {
+        sq_rollback(d);
+        return WEIR_EIO;
+    }
+    return 0;
+}
+
+/* Past this many frames in the WAL (about 16 MiB) the syncer checkpoints it. */
+#define CHECKPOINT_FRAMES 4096
+
+static int wal_fsync(sqlite_db_t *d)
+{
+    if (d->wal_fd < 0) {
+        weir_buf_t b = WEIR_BUF_INIT;
+        weir_buf_printf(&b, "%s-wal", d->path);
+        d->wal_fd = open(b.data, O_RDONLY | O_CLOEXEC);
+        weir_buf_free(&b);
+    }
+    if (d->wal_fd < 0 || fdatasync(d->wal_fd) != 0) {
+        weir_error(MODULE, "cannot fsync the WAL of %s: %s", d->path, strerror(errno));
+        return WEIR_EIO;
+    }
+    return 0;
+}
+
+static int sq_sync(void *db)
+{
+    sqlite_db_t *d = db;
+    if (!d->no_sync && wal_fsync(d) != 0) {
+        return WEIR_EIO;
+    }
+    if (atomic_load(&d->wal_frames) >= CHECKPOINT_FRAMES) {
+        /* PASSIVE never waits for the writer or readers; what it cannot copy now waits for
+         * the next turn. */
+        int rc = sqlite3_wal_checkpoint_v2(d->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+            return log_failure(d->checkpointer->db, "checkpoint");
+        }
+    }
+    return 0;
+}
+
+/* 0 when the namespace exists, WEIR_ENOTFOUND when not, WEIR_EIO on failure. */
+static int ns_present(conn_t *c, const char *ns)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_NS_PRESENT);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, ns);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc == SQLITE_ROW) {
+        return 0;
+    }
+    return rc == SQLITE_DONE ? WEIR_ENOTFOUND : log_failure(c->db, "look up namespace");
+}
+
+/* The seq of the event already stored under (ns, source, id). */
+static int find_seq(conn_t *c, const char *ns, const char *source, const char *id, int64_t *seq)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_FIND_SEQ);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, source);
+    bind_text(st, 3, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+    }
+    stmt_done(st);
+    return rc == SQLITE_ROW ? 0 : log_failure(c->db, "find stored duplicate");
+}
+
+static int insert_item(conn_t *c, int64_t received_us, weir_store_item_t *it)
+{
+    const char *source = weir_ce_get(it->ev, "source");
+    const char *id = weir_ce_get(it->ev, "id");
+    sqlite3_stmt *st = stmt_get(c, ST_INSERT);
+
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, it->ns);
+    bind_text(st, 2, source);
+    bind_text(st, 3, id);
+    bind_text(st, 4, weir_ce_get(it->ev, "type"));
+    sqlite3_bind_int64(st, 5, received_us);
+    sqlite3_bind_int(st, 6, it->born_inside ? 1 : 0);
+    sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        return log_failure(c->db, "insert event");
+    }
+
+    /* ON CONFLICT DO NOTHING changed no row: (ns, source, id) is stored already. */
+    it->duplicate = sqlite3_changes(c->db) == 0;
+    if (!it->duplicate) {
+        it->seq = sqlite3_last_insert_rowid(c->db);
+        return 0;
+    }
+    return find_seq(c, it->ns, source, id, &it->seq);
+}
+
+static int write_items(conn_t *c, weir_store_write_t *w)
+{
+    for (size_t i = 0; i < w->nitems; i++) {
+        weir_store_item_t *it = &w->items[i];
+        int rc = ns_present(c, it->ns);
+        if (rc == 0) {
+            rc = insert_item(c, w->received_us, it);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Runs a write inside a savepoint, so that its failure undoes it alone. */
+static int sq_write(void *db, weir_store_write_t *w)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+
+    if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
+        return writer_failed(d);
+    }
+    int rc = write_items(c, w);
+    if (rc == 0) {
+        return exec_stmt(c, ST_RELEASE) == 0 ? 0 : writer_failed(d);
+    }
+    if (rc != WEIR_ENOTFOUND) {
+        writer_failed(d);
+    }
+    if (!d->txn_lost && (exec_stmt(c, ST_ROLLBACK_TO) != 0 || exec_stmt(c, ST_RELEASE) != 0)) {
+        return writer_failed(d);
+    }
+    return rc;
+}
+
+static int sq_ns_create(void *db, const char *name, int64_t created_us, bool *created)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+    sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(c, ST_NS_INSERT);
+
+    *created = false;
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, created_us);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(c->db, "create namespace");
+        return writer_failed(d);
+    }
+    *created = sqlite3_changes(c->db) == 1;
+    return 0;
+}
+
+/* Runs a DELETE keyed by name; *changed says whether it removed anything. */
+static int delete_by_name(conn_t *c, stmt_id_t id, const char *name, bool *changed)
+{
+    sqlite3_stmt *st = stmt_get(c, id);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, name);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        return log_failure(c->db, stmt_sql[id]);
+    }
+    *changed = sqlite3_changes(c->db) > 0;
+    return 0;
+}
+
+static int sq_ns_delete(void *db, const char *name)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+    bool changed = false;
+
+    if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
+        return writer_failed(d);
+    }
+    int rc = delete_by_name(c, ST_NS_DELETE, name, &changed);
+    if (rc == 0 && changed) {
+        rc = delete_by_name(c, ST_NS_EVENTS_DELETE, name, &changed);
+    } else if (rc == 0) {
+        rc = WEIR_ENOTFOUND;
+    }
+    if (rc == WEIR_EIO) {
+        writer_failed(d);
+    }
+    if (rc != 0 && !d->txn_lost && exec_stmt(c, ST_ROLLBACK_TO) != 0) {
+        return writer_failed(d);
+    }
+    if (!d->txn_lost && exec_stmt(c, ST_RELEASE) != 0) {
+        return writer_failed(d);
+    }
+    return rc;
+}
+
+static int sq_probe(void *db)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+    sqlite3_stmt *st = stmt_get(c, ST_PROBE);
+
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    sqlite3_bind_int64(st, 1, weir_wall_us());
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    return rc == SQLITE_DONE ? 0 : log_failure(c->db, "probe");
+}
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+static void record_fill(sqlite3_stmt *st, weir_store_record_t *r)
+{
+    r->seq = sqlite3_column_int64(st, 0);
+    r->received_us = sqlite3_column_int64(st, 1);
+    r->ns = weir_strdup((const char *)sqlite3_column_text(st, 2));
+    const unsigned char *json = sqlite3_column_text(st, 3);
+    r->json_len = (size_t)sqlite3_column_bytes(st, 3);
+    r->json = weir_strndup((const char *)json, r->json_len);
+    r->born_inside = sqlite3_column_int(st, 4) != 0;
+}
+
+/* Steps a bound query to its end, gathering its rows; resets the statement. */
+static int collect(conn_t *c, sqlite3_stmt *st, weir_store_record_t **out, size_t *n,
+                   weir_err_t *err)
+{
+    weir_store_record_t *recs = NULL;
+    size_t count = 0;
+    size_t cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap == 0 ? 16 : cap * 2;
+            recs = weir_realloc(recs, cap * sizeof(*recs));
+        }
+        record_fill(st, &recs[count++]);
+    }
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        weir_store_records_free(recs, count);
+        return weir_err_set(err, log_failure(c->db, "read events"), NULL,
+                            "storage failed; see the server log");
+    }
+    *out = recs;
+    *n = count;
+    return 0;
+}
+
+/* Takes a reader and its prepared statement; WEIR_EIO when either cannot be had. */
+static int reader_stmt(sqlite_db_t *d, stmt_id_t id, conn_t **c, sqlite3_stmt **st, weir_err_t *err)
+{
+    *c = reader_take(d);
+    *st = *c != NULL ? stmt_get(*c, id) : NULL;
+    if (*st == NULL) {
+        if (*c != NULL) {
+            reader_give(d, *c);
+        }
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    return 0;
+}
+
+static int sq_history(void *db, const weir_store_query_t *q, weir_store_record_t **out, size_t *n,
+                      weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+
+    int rc = reader_stmt(d, ST_HISTORY, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, q->ns);
+    sqlite3_bind_int64(st, 2, q->before_seq);
+    sqlite3_bind_int64(st, 3, q->from_us);
+    sqlite3_bind_int64(st, 4, q->until_us);
+    bind_text(st, 5, q->type);
+    bind_text(st, 6, q->source);
+    bind_text(st, 7, q->text);
+    sqlite3_bind_int64(st, 8, limit_i64(q->limit));
+    rc = collect(c, st, out, n, err);
+    reader_give(d, c);
+    return rc;
+}
+
+static int sq_since(void *db, const char *ns, int64_t after_seq, size_t limit,
+                    weir_store_record_t **out, size_t *n, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+
+    int rc = reader_stmt(d, ST_SINCE, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int64(st, 3, limit_i64(limit));
+    rc = collect(c, st, out, n, err);
+    reader_give(d, c);
+    return rc;
+}
+
+static int sq_get(void *db, const char *ns, const char *id, const char *source,
+                  weir_store_record_t *out, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+
+    int rc = reader_stmt(d, ST_GET, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, id);
+    bind_text(st, 3, source);
+    rc = collect(c, st, &recs, &n, err);
+    reader_give(d, c);
+    if (rc == 0 && n == 0) {
+        rc = weir_err_set(err, WEIR_ENOTFOUND, "id", "no such event");
+    } else if (rc == 0) {
+        *out = recs[0];
+        weir_free(recs);
+    }
+    return rc;
+}
+
+static int sq_count(void *db, const char *ns, int64_t *count, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+
+    int rc = reader_stmt(d, ns != NULL ? ST_COUNT_NS : ST_COUNT_ALL, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ns != NULL) {
+        bind_text(st, 1, ns);
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+    }
+    stmt_done(st);
+    if (rc != SQLITE_ROW) {
+        rc = weir_err_set(err, log_failure(c->db, "count events"), NULL,
+                          "storage failed; see the server log");
+    } else {
+        rc = 0;
+    }
+    reader_give(d, c);
+    return rc;
+}
+
+const weir_store_backend_t weir_store_sqlite = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .ns_load = sq_ns_load,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .sync = sq_sync,
+    .write = sq_write,
+    .ns_create = sq_ns_create,
+    .ns_delete = sq_ns_delete,
+    .probe = sq_probe,
+    .history = sq_history,
+    .since = sq_since,
+    .get = sq_get,
+    .count = sq_count,
+};

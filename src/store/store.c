@@ -1,0 +1,768 @@
+/*
+ * store.c: the backend-neutral part of the store: the bounded write queue, the writer thread
+ * that commits in groups, the in-memory set of namespaces, and the checks that every backend
+ * would otherwise repeat. Everything that speaks to a database is behind backend.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/backend.h"
+
+#define MODULE            "store"
+#define QUEUE_MAX_DEFAULT 4096
+#define BATCH_MAX_DEFAULT 256
+#define NS_NAME_MAX       63
+/* While storage is failing, the writer tries a probe this often, so that readiness can come
+ * back even when no write arrives (an unready replica gets no traffic to commit). */
+#define PROBE_INTERVAL_NS 1000000000L
+
+enum { NS_CREATE, NS_DELETE };
+
+/* A caller blocked until the writer has finished its job. */
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int status;
+} waiter_t;
+
+/* A namespace change. It travels through the write queue so that it commits in order with the
+ * writes around it; the writer tells it from a write by its done callback. */
+typedef struct ns_job {
+    weir_store_write_t w;
+    int op;
+    const char *name;
+    int64_t created_us;
+    bool created;
+    waiter_t wait;
+} ns_job_t;
+
+struct weir_store {
+    const weir_store_backend_t *be;
+    void *db;
+    size_t queue_max;
+    size_t batch_max;
+
+    pthread_mutex_t lock; /* guards the queue, depth and closing */
+    pthread_cond_t wake;
+    weir_store_write_t *head;
+    weir_store_write_t *tail;
+    size_t depth; /* writes waiting, namespace jobs not counted */
+    bool closing;
+    pthread_t writer;
+    atomic_bool ready;
+
+    /* Owned by the writer thread. */
+    weir_store_write_t **batch;
+
+    /* Committed jobs waiting for the syncer to make them durable, oldest first. */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_wake;
+    weir_store_write_t *sync_head;
+    weir_store_write_t *sync_tail;
+    bool sync_closing;
+    pthread_t syncer;
+
+    pthread_rwlock_t ns_lock; /* guards the namespace set */
+    weir_store_ns_t *ns;      /* sorted by name */
+    size_t nns;
+};
+
+/* ---- waiting for the writer ------------------------------------------------------------ */
+
+static void waiter_init(waiter_t *wt)
+{
+    pthread_mutex_init(&wt->lock, NULL);
+    pthread_cond_init(&wt->cond, NULL);
+    wt->done = false;
+    wt->status = 0;
+}
+
+static void waiter_finish(waiter_t *wt, int status)
+{
+    pthread_mutex_lock(&wt->lock);
+    wt->status = status;
+    wt->done = true;
+    pthread_cond_signal(&wt->cond);
+    pthread_mutex_unlock(&wt->lock);
+}
+
+/* Waits for waiter_finish, then releases the waiter; returns the status. */
+static int waiter_wait(waiter_t *wt)
+{
+    pthread_mutex_lock(&wt->lock);
+    while (!wt->done) {
+        pthread_cond_wait(&wt->cond, &wt->lock);
+    }
+    int status = wt->status;
+    pthread_mutex_unlock(&wt->lock);
+
+    pthread_cond_destroy(&wt->cond);
+    pthread_mutex_destroy(&wt->lock);
+    return status;
+}
+
+/* The tag of namespace jobs; never called. */
+static void ns_job_tag(weir_store_write_t *w, int status, void *arg)
+{
+}
+
+static bool is_ns_job(const weir_store_write_t *w)
+{
+    return w->done == ns_job_tag;
+}
+
+/* ---- the namespace set ----------------------------------------------------------------- */
+
+/* The index of name in the sorted set, or where it would go; *found says which. */
+static size_t ns_find(const weir_store_t *s, const char *name, bool *found)
+{
+    size_t lo = 0;
+    size_t hi = s->nns;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->ns[mid].name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+static void ns_set_add(weir_store_t *s, const char *name, int64_t created_us)
+{
+    bool found;
+
+    pthread_rwlock_wrlock(&s->ns_lock);
+    size_t i = ns_find(s, name, &found);
+    if (!found) {
+        s->ns = weir_realloc(s->ns, (s->nns + 1) * sizeof(*s->ns));
+        memmove(&s->ns[i + 1], &s->ns[i], (s->nns - i) * sizeof(*s->ns));
+        s->ns[i].name = weir_strdup(name);
+        s->ns[i].created_us = created_us;
+        s->nns++;
+    }
+    pthread_rwlock_unlock(&s->ns_lock);
+}
+
+static void ns_set_remove(weir_store_t *s, const char *name)
+{
+    bool found;
+
+    pthread_rwlock_wrlock(&s->ns_lock);
+    size_t i = ns_find(s, name, &found);
+    if (found) {
+        weir_free(s->ns[i].name);
+        memmove(&s->ns[i], &s->ns[i + 1], (s->nns - i - 1) * sizeof(*s->ns));
+        s->nns--;
+    }
+    pthread_rwlock_unlock(&s->ns_lock);
+}
+
+/* ---- the writer thread ----------------------------------------------------------------- */
+
+static void set_ready(weir_store_t *s, bool ready)
+{
+    bool was = atomic_exchange(&s->ready, ready);
+    if (was && !ready) {
+        weir_error(MODULE, "storage failed: writes are refused until a commit succeeds");
+    } else if (!was && ready) {
+        weir_info(MODULE, "storage works again");
+    }
+}
+
+/* Waits up to the probe interval; false when it timed out. Called with s->lock held. */
+static bool wait_probe_interval(weir_store_t *s)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += PROBE_INTERVAL_NS % 1000000000L;
+    ts.tv_sec += PROBE_INTERVAL_NS / 1000000000L + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return pthread_cond_timedwait(&s->wake, &s->lock, &ts) != ETIMEDOUT;
+}
+
+/*
+ * Waits for work and moves up to batch_max jobs into s->batch. Returns how many; 0 with *stop
+ * set when the store is closing and the queue is empty, 0 alone when a probe is due.
+ */
+static size_t take_batch(weir_store_t *s, bool *stop)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    while (s->head == NULL && !s->closing) {
+        if (atomic_load(&s->ready)) {
+            pthread_cond_wait(&s->wake, &s->lock);
+        } else if (!wait_probe_interval(s)) {
+            break;
+        }
+    }
+    while (s->head != NULL && n < s->batch_max) {
+        weir_store_write_t *w = s->head;
+        s->head = w->next;
+        w->next = NULL;
+        s->depth -= is_ns_job(w) ? 0 : 1;
+        s->batch[n++] = w;
+    }
+    if (s->head == NULL) {
+        s->tail = NULL;
+    }
+    *stop = n == 0 && s->closing;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static int apply_job(weir_store_t *s, weir_store_write_t *w)
+{
+    if (!is_ns_job(w)) {
+        return s->be->write(s->db, w);
+    }
+
+    ns_job_t *job = (ns_job_t *)w;
+    if (job->op == NS_CREATE) {
+        return s->be->ns_create(s->db, job->name, job->created_us, &job->created);
+    }
+    return s->be->ns_delete(s->db, job->name);
+}
+
+/* Once its commit is durable, the namespace set learns what a namespace job changed. */
+static void apply_ns_change(weir_store_t *s, ns_job_t *job)
+{
+    if (job->op == NS_DELETE) {
+        ns_set_remove(s, job->name);
+    } else if (job->created) {
+        ns_set_add(s, job->name, job->created_us);
+    }
+}
+
+static void release_items(weir_store_write_t *w, int status)
+{
+    for (size_t i = 0; i < w->nitems; i++) {
+        weir_store_item_t *it = &w->items[i];
+        weir_free(it->json);
+        it->json = NULL;
+        it->json_len = 0;
+        if (status != 0) {
+            it->seq = 0;
+            it->duplicate = false;
+        }
+    }
+}
+
+/* Tells a job how it ended. A done callback may free its write: nothing touches it after. */
+static void finish_job(weir_store_t *s, weir_store_write_t *w, int status)
+{
+    if (is_ns_job(w)) {
+        ns_job_t *job = (ns_job_t *)w;
+        if (status == 0) {
+            apply_ns_change(s, job);
+        }
+        waiter_finish(&job->wait, status);
+        return;
+    }
+    release_items(w, status);
+    w->done(w, status, w->arg);
+}
+
+/* Hands committed jobs, linked through next, to the syncer. */
+static void hand_to_syncer(weir_store_t *s, weir_store_write_t *head, weir_store_write_t *tail)
+{
+    pthread_mutex_lock(&s->sync_lock);
+    if (s->sync_tail != NULL) {
+        s->sync_tail->next = head;
+    } else {
+        s->sync_head = head;
+    }
+    s->sync_tail = tail;
+    pthread_cond_signal(&s->sync_wake);
+    pthread_mutex_unlock(&s->sync_lock);
+}
+
+/*
+ * One transaction for the whole batch; a job that fails is undone alone by the backend. A
+ * committed batch goes to the syncer, which answers it once durable, while this thread goes on
+ * with the next batch: the fsync of one batch overlaps the work of the next.
+ */
+static void run_batch(weir_store_t *s, size_t n)
+{
+    int rc = s->be->begin(s->db);
+
+    for (size_t i = 0; i < n; i++) {
+        s->batch[i]->status = rc == 0 ? apply_job(s, s->batch[i]) : WEIR_EIO;
+        s->batch[i]->next = i + 1 < n ? s->batch[i + 1] : NULL;
+    }
+    if (rc == 0) {
+        rc = s->be->commit(s->db);
+    }
+    if (rc == 0) {
+        hand_to_syncer(s, s->batch[0], s->batch[n - 1]);
+        return;
+    }
+    set_ready(s, false);
+    for (size_t i = 0; i < n; i++) {
+        finish_job(s, s->batch[i], WEIR_EIO);
+    }
+}
+
+/* Waits for committed jobs; NULL when the store is closing and none are left. */
+static weir_store_write_t *take_committed(weir_store_t *s)
+{
+    pthread_mutex_lock(&s->sync_lock);
+    while (s->sync_head == NULL && !s->sync_closing) {
+        pthread_cond_wait(&s->sync_wake, &s->sync_lock);
+    }
+    weir_store_write_t *list = s->sync_head;
+    s->sync_head = s->sync_tail = NULL;
+    pthread_mutex_unlock(&s->sync_lock);
+    return list;
+}
+
+static void *syncer_main(void *arg)
+{
+    weir_store_t *s = arg;
+    weir_store_write_t *list;
+
+    while ((list = take_committed(s)) != NULL) {
+        int rc = s->be->sync(s->db);
+        set_ready(s, rc == 0);
+        while (list != NULL) {
+            weir_store_write_t *next = list->next;
+            finish_job(s, list, rc == 0 ? list->status : WEIR_EIO);
+            list = next;
+        }
+    }
+    return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+    weir_store_t *s = arg;
+    bool stop = false;
+
+    while (!stop) {
+        size_t n = take_batch(s, &stop);
+        if (n > 0) {
+            run_batch(s, n);
+        } else if (!stop && !atomic_load(&s->ready)) {
+            set_ready(s, s->be->probe(s->db) == 0);
+        }
+    }
+    return NULL;
+}
+
+/* Appends w to the queue; counted writes are bounded by queue_max. */
+static int enqueue(weir_store_t *s, weir_store_write_t *w, bool counted)
+{
+    int rc = 0;
+
+    w->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        rc = WEIR_ECLOSED;
+    } else if (counted && s->depth >= s->queue_max) {
+        rc = WEIR_EBUSY;
+    } else {
+        if (s->tail != NULL) {
+            s->tail->next = w;
+        } else {
+            s->head = w;
+        }
+        s->tail = w;
+        s->depth += counted ? 1 : 0;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- opening and closing --------------------------------------------------------------- */
+
+void weir_store_config_default(weir_store_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->data_dir = "data";
+    cfg->queue_max = QUEUE_MAX_DEFAULT;
+    cfg->batch_max = BATCH_MAX_DEFAULT;
+    cfg->no_sync = false;
+}
+
+static weir_store_t *store_new(const weir_store_config_t *cfg)
+{
+    weir_store_t *s = weir_calloc(1, sizeof(*s));
+    pthread_condattr_t attr;
+
+    s->be = &weir_store_sqlite;
+    s->queue_max = cfg->queue_max > 0 ? cfg->queue_max : QUEUE_MAX_DEFAULT;
+    s->batch_max = cfg->batch_max > 0 ? cfg->batch_max : BATCH_MAX_DEFAULT;
+    s->batch = weir_calloc(s->batch_max, sizeof(*s->batch));
+    pthread_mutex_init(&s->sync_lock, NULL);
+    pthread_cond_init(&s->sync_wake, NULL);
+
+    pthread_mutex_init(&s->lock, NULL);
+    /* The probe timer must not jump with the wall clock. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_rwlock_init(&s->ns_lock, NULL);
+    atomic_init(&s->ready, false);
+    return s;
+}
+
+static void store_free(weir_store_t *s)
+{
+    if (s->db != NULL) {
+        s->be->close(s->db);
+    }
+    weir_store_ns_free(s->ns, s->nns);
+    pthread_rwlock_destroy(&s->ns_lock);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->sync_wake);
+    pthread_mutex_destroy(&s->sync_lock);
+    weir_free(s->batch);
+    weir_free(s);
+}
+
+/* Lets the syncer answer what it still holds, then stops it. */
+static void stop_syncer(weir_store_t *s)
+{
+    pthread_mutex_lock(&s->sync_lock);
+    s->sync_closing = true;
+    pthread_cond_signal(&s->sync_wake);
+    pthread_mutex_unlock(&s->sync_lock);
+    pthread_join(s->syncer, NULL);
+}
+
+int weir_store_open(const weir_store_config_t *cfg, weir_store_t **out, weir_err_t *err)
+{
+    *out = NULL;
+    if (cfg == NULL || cfg->data_dir == NULL || cfg->data_dir[0] == '\0') {
+        return weir_err_set(err, WEIR_EINVAL, "data_dir", "no data directory given");
+    }
+
+    weir_store_t *s = store_new(cfg);
+    int rc = s->be->open(cfg, &s->db, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    rc = s->be->ns_load(s->db, &s->ns, &s->nns, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    atomic_store(&s->ready, true);
+    if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+        rc = weir_err_set(err, WEIR_EIO, NULL, "cannot start the store's syncer thread");
+        goto fail;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        stop_syncer(s);
+        rc = weir_err_set(err, WEIR_EIO, NULL, "cannot start the store's writer thread");
+        goto fail;
+    }
+    weir_info(MODULE, "opened %s store in %s (%zu namespaces)", s->be->name, cfg->data_dir, s->nns);
+    *out = s;
+    return 0;
+
+fail:
+    store_free(s);
+    return rc;
+}
+
+void weir_store_close(weir_store_t *store)
+{
+    if (store == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&store->lock);
+    store->closing = true;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->lock);
+
+    pthread_join(store->writer, NULL); /* the writer drains the queue first */
+    stop_syncer(store);
+    store_free(store);
+}
+
+bool weir_store_ready(weir_store_t *store)
+{
+    return atomic_load(&store->ready);
+}
+
+size_t weir_store_queue_depth(weir_store_t *store)
+{
+    pthread_mutex_lock(&store->lock);
+    size_t depth = store->depth;
+    pthread_mutex_unlock(&store->lock);
+    return depth;
+}
+
+/* ---- namespaces ------------------------------------------------------------------------ */
+
+static bool ns_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+int weir_store_ns_valid(const char *name, weir_err_t *err)
+{
+    if (name == NULL || name[0] == '\0') {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "must not be empty");
+    }
+
+    size_t len = strlen(name);
+    if (len > NS_NAME_MAX) {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "must be at most %d characters",
+                            NS_NAME_MAX);
+    }
+    if (name[0] < 'a' || name[0] > 'z') {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "must start with a lower-case letter");
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!ns_char_ok(name[i])) {
+            return weir_err_set(err, WEIR_EINVAL, "namespace",
+                                "may hold only lower-case letters, digits and '-'");
+        }
+    }
+    if (name[len - 1] == '-') {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "must not end with '-'");
+    }
+    if (strcmp(name, "api") == 0 || strncmp(name, "weir-", 5) == 0) {
+        return weir_err_set(err, WEIR_EINVAL, "namespace",
+                            "is reserved (\"api\" and names starting with \"weir-\")");
+    }
+    return 0;
+}
+
+static int run_ns_job(weir_store_t *s, ns_job_t *job, weir_err_t *err)
+{
+    job->w.done = ns_job_tag;
+    waiter_init(&job->wait);
+
+    int rc = enqueue(s, &job->w, false);
+    if (rc != 0) {
+        /* Never queued: the writer cannot finish it, so release the waiter here. */
+        waiter_finish(&job->wait, rc);
+    }
+    rc = waiter_wait(&job->wait);
+
+    switch (rc) {
+    case 0:
+        return 0;
+    case WEIR_ENOTFOUND:
+        return weir_err_set(err, rc, "namespace", "no such namespace");
+    case WEIR_ECLOSED:
+        return weir_err_set(err, rc, NULL, "the store is closing");
+    default:
+        return weir_err_set(err, rc, NULL, "storage failed; see the server log");
+    }
+}
+
+int weir_store_ns_create(weir_store_t *store, const char *name, bool *created, weir_err_t *err)
+{
+    ns_job_t job = {.op = NS_CREATE, .name = name, .created_us = weir_wall_us()};
+
+    if (created != NULL) {
+        *created = false;
+    }
+    int rc = weir_store_ns_valid(name, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = run_ns_job(store, &job, err);
+    if (rc == 0 && created != NULL) {
+        *created = job.created;
+    }
+    return rc;
+}
+
+int weir_store_ns_delete(weir_store_t *store, const char *name, weir_err_t *err)
+{
+    ns_job_t job = {.op = NS_DELETE, .name = name};
+
+    if (name == NULL) {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "must not be empty");
+    }
+    return run_ns_job(store, &job, err);
+}
+
+bool weir_store_ns_exists(weir_store_t *store, const char *name)
+{
+    bool found = false;
+
+    if (name == NULL) {
+        return false;
+    }
+    pthread_rwlock_rdlock(&store->ns_lock);
+    ns_find(store, name, &found);
+    pthread_rwlock_unlock(&store->ns_lock);
+    return found;
+}
+
+int weir_store_ns_list(weir_store_t *store, weir_store_ns_t **out, size_t *n, weir_err_t *err)
+{
+    pthread_rwlock_rdlock(&store->ns_lock);
+    weir_store_ns_t *list = weir_calloc(store->nns > 0 ? store->nns : 1, sizeof(*list));
+    for (size_t i = 0; i < store->nns; i++) {
+        list[i].name = weir_strdup(store->ns[i].name);
+        list[i].created_us = store->ns[i].created_us;
+    }
+    *n = store->nns;
+    pthread_rwlock_unlock(&store->ns_lock);
+
+    *out = list;
+    return 0;
+}
+
+void weir_store_ns_free(weir_store_ns_t *list, size_t n)
+{
+    if (list == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        weir_free(list[i].name);
+    }
+    weir_free(list);
+}
+
+/* ---- writing events -------------------------------------------------------------------- */
+
+static bool item_ok(const weir_store_item_t *it)
+{
+    return it->ns != NULL && it->ev != NULL && weir_ce_get(it->ev, "id") != NULL &&
+           weir_ce_get(it->ev, "source") != NULL && weir_ce_get(it->ev, "type") != NULL;
+}
+
+/* Encodes on the caller's thread, so that the writer spends its time on the database. */
+static void encode_items(weir_store_write_t *w)
+{
+    for (size_t i = 0; i < w->nitems; i++) {
+        weir_store_item_t *it = &w->items[i];
+        weir_buf_t buf = WEIR_BUF_INIT;
+
+        weir_ce_encode_structured(it->ev, &buf);
+        it->json = weir_buf_take(&buf, &it->json_len);
+        it->seq = 0;
+        it->duplicate = false;
+    }
+}
+
+int weir_store_submit(weir_store_t *store, weir_store_write_t *w)
+{
+    if (w == NULL || w->done == NULL || (w->nitems > 0 && w->items == NULL)) {
+        return WEIR_EINVAL;
+    }
+    for (size_t i = 0; i < w->nitems; i++) {
+        if (!item_ok(&w->items[i])) {
+            return WEIR_EINVAL;
+        }
+    }
+
+    encode_items(w);
+    w->received_us = weir_wall_us();
+    int rc = enqueue(store, w, true);
+    if (rc != 0) {
+        release_items(w, rc);
+    }
+    return rc;
+}
+
+static void sync_done(weir_store_write_t *w, int status, void *arg)
+{
+    waiter_finish(arg, status);
+}
+
+int weir_store_write_sync(weir_store_t *store, weir_store_item_t *items, size_t n)
+{
+    waiter_t wait;
+    weir_store_write_t w = {.items = items, .nitems = n, .done = sync_done, .arg = &wait};
+
+    waiter_init(&wait);
+    int rc = weir_store_submit(store, &w);
+    if (rc != 0) {
+        waiter_finish(&wait, rc);
+    }
+    return waiter_wait(&wait);
+}
+
+/* ---- reading events -------------------------------------------------------------------- */
+
+void weir_store_records_free(weir_store_record_t *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        weir_free(recs[i].ns);
+        weir_free(recs[i].json);
+    }
+    weir_free(recs);
+}
+
+void weir_store_record_clear(weir_store_record_t *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+    weir_free(rec->ns);
+    weir_free(rec->json);
+    memset(rec, 0, sizeof(*rec));
+}
+
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
+                       size_t *n, weir_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (q == NULL || q->ns == NULL) {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
+    }
+    if (q->limit == 0 || q->from_us >= q->until_us) {
+        return 0;
+    }
+    return store->be->history(store->db, q, out, n, err);
+}
+
+int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
+                     weir_store_record_t **out, size_t *n, weir_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (ns == NULL) {
+        return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
+    }
+    if (limit == 0) {
+        return 0;
+    }
+    return store->be->since(store->db, ns, after_seq, limit, out, n, err);
+}
+
+int weir_store_get(weir_store_t *store, const char *ns, const char *id, const char *source,
+                   weir_store_record_t *out, weir_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (ns == NULL || id == NULL) {
+        return weir_err_set(err, WEIR_EINVAL, ns == NULL ? "namespace" : "id", "not given");
+    }
+    return store->be->get(store->db, ns, id, source, out, err);
+}
+
+int weir_store_count(weir_store_t *store, const char *ns, int64_t *count, weir_err_t *err)
+{
+    *count = 0;
+    return store->be->count(store->db, ns, count, err);
+}

@@ -1,0 +1,340 @@
+/* Reads: history with its filters and cursor, since, get and count. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fixture.h"
+
+#define EVENTS 30
+#define HALF   (EVENTS / 2)
+
+typedef struct world {
+    fx_t *fx;
+    int64_t seqs[EVENTS]; /* seqs[i] is the seq of event "ev-<i>" */
+    int64_t mid_us;       /* between the receipt of the first and the second half */
+} world_t;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Event i: every third an order, the others users; odd ones from /a, even from /b. */
+static void write_event(world_t *w, int i)
+{
+    char id[32];
+    char data[64];
+    const char *note = i == 7 ? "100%_off" : i == 8 ? "100%off" : i == 9 ? "100a_off" : "plain";
+
+    snprintf(id, sizeof(id), "ev-%d", i);
+    snprintf(data, sizeof(data), "{\"n\":%d,\"note\":\"%s\"}", i, note);
+    weir_event_t *ev =
+        fx_event(id, i % 2 ? "/a" : "/b",
+                 i % 3 == 0 ? "com.example.order.created" : "com.example.user.seen", data);
+    assert_int_equal(fx_write(w->fx->store, "alpha", ev, &w->seqs[i]), 0);
+    weir_ce_free(ev);
+}
+
+static int setup(void **state)
+{
+    world_t *w = weir_calloc(1, sizeof(*w));
+    weir_event_t *other = fx_event("ev-1", "/a", "com.example.order.created", "{}");
+
+    w->fx = fx_open(0, 0);
+    assert_int_equal(weir_store_ns_create(w->fx->store, "alpha", NULL, NULL), 0);
+    assert_int_equal(weir_store_ns_create(w->fx->store, "beta", NULL, NULL), 0);
+    for (int i = 0; i < EVENTS; i++) {
+        if (i == HALF) {
+            sleep_ms(3);
+            w->mid_us = weir_wall_us();
+            sleep_ms(3);
+        }
+        write_event(w, i);
+    }
+    /* The same id in another namespace must never show up in alpha. */
+    assert_int_equal(fx_write(w->fx->store, "beta", other, NULL), 0);
+    weir_ce_free(other);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world_t *w = *state;
+
+    fx_close(w->fx);
+    weir_free(w);
+    return 0;
+}
+
+static weir_store_query_t all_of(const char *ns, size_t limit)
+{
+    return (weir_store_query_t){.ns = ns,
+                                .from_us = INT64_MIN,
+                                .until_us = INT64_MAX,
+                                .before_seq = INT64_MAX,
+                                .limit = limit};
+}
+
+static size_t history_count(world_t *w, const weir_store_query_t *q)
+{
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+
+    assert_int_equal(weir_store_history(w->fx->store, q, &recs, &n, NULL), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(recs[i].ns, q->ns);
+        assert_true(i == 0 || recs[i].seq < recs[i - 1].seq);
+    }
+    weir_store_records_free(recs, n);
+    return n;
+}
+
+static void test_history_newest_first(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 5);
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+
+    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(recs[i].seq, w->seqs[EVENTS - 1 - i]);
+        assert_false(recs[i].born_inside);
+        assert_true(recs[i].received_us > 0);
+    }
+    assert_string_equal(fx_json_str(recs[0].json, "id"), "ev-29");
+    weir_store_records_free(recs, n);
+}
+
+static void test_history_filters(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 100);
+
+    assert_int_equal(history_count(w, &q), EVENTS);
+    q.type = "order";
+    assert_int_equal(history_count(w, &q), 10);
+    q.type = "com.example.user.seen";
+    assert_int_equal(history_count(w, &q), 20);
+    q.type = NULL;
+    q.source = "/a";
+    assert_int_equal(history_count(w, &q), HALF);
+    q.source = "/";
+    assert_int_equal(history_count(w, &q), 0);
+    q.source = "/a";
+    q.type = "order";
+    assert_int_equal(history_count(w, &q), 5);
+    q = all_of("beta", 100);
+    assert_int_equal(history_count(w, &q), 1);
+    q = all_of("nobody", 100);
+    assert_int_equal(history_count(w, &q), 0);
+}
+
+static void test_history_text_is_literal(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 100);
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+
+    /* With LIKE, '%' and '_' would also match "100%off" and "100a_off". */
+    q.text = "100%_off";
+    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(fx_json_str(recs[0].json, "id"), "ev-7");
+    weir_store_records_free(recs, n);
+
+    q.text = "_off";
+    assert_int_equal(history_count(w, &q), 2);
+    q.text = "com.example.order";
+    assert_int_equal(history_count(w, &q), 10);
+    q.text = "no such text";
+    assert_int_equal(history_count(w, &q), 0);
+}
+
+static void test_history_time_range(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 100);
+
+    q.from_us = w->mid_us;
+    assert_int_equal(history_count(w, &q), EVENTS - HALF);
+    q.from_us = INT64_MIN;
+    q.until_us = w->mid_us;
+    assert_int_equal(history_count(w, &q), HALF);
+    q.from_us = w->mid_us;
+    assert_int_equal(history_count(w, &q), 0);
+}
+
+/* Pages through q with a cursor; every event is seen once, in order. */
+static size_t page_through(world_t *w, weir_store_query_t q, bool *seen)
+{
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+    size_t total = 0;
+    int64_t last = INT64_MAX;
+
+    do {
+        q.before_seq = last;
+        assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
+        assert_true(n <= q.limit);
+        for (size_t i = 0; i < n; i++) {
+            int index = 0;
+            assert_int_equal(sscanf(fx_json_str(recs[i].json, "id"), "ev-%d", &index), 1);
+            assert_false(seen[index]);
+            seen[index] = true;
+            assert_true(recs[i].seq < last);
+            last = recs[i].seq;
+        }
+        total += n;
+        weir_store_records_free(recs, n);
+    } while (n == q.limit);
+    return total;
+}
+
+static void test_history_cursor_paging(void **state)
+{
+    world_t *w = *state;
+    bool seen[EVENTS] = {false};
+    weir_store_query_t q = all_of("alpha", 4);
+
+    assert_int_equal(page_through(w, q, seen), EVENTS);
+    for (int i = 0; i < EVENTS; i++) {
+        assert_true(seen[i]);
+    }
+
+    memset(seen, 0, sizeof(seen));
+    q.type = "order";
+    q.limit = 3;
+    assert_int_equal(page_through(w, q, seen), 10);
+    for (int i = 0; i < EVENTS; i++) {
+        assert_int_equal(seen[i], i % 3 == 0);
+    }
+}
+
+static void test_history_limits(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 0);
+    weir_store_record_t *recs = NULL;
+    size_t n = 7;
+
+    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    q.ns = NULL;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), WEIR_EINVAL);
+    q = all_of("alpha", 1);
+    q.before_seq = w->seqs[0];
+    assert_int_equal(history_count(w, &q), 0);
+}
+
+static void test_since(void **state)
+{
+    world_t *w = *state;
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", w->seqs[9], 5, &recs, &n, NULL), 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(recs[i].seq, w->seqs[10 + i]);
+    }
+    weir_store_records_free(recs, n);
+
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", 0, 1000, &recs, &n, NULL), 0);
+    assert_int_equal(n, EVENTS);
+    weir_store_records_free(recs, n);
+
+    assert_int_equal(
+        weir_store_since(w->fx->store, "alpha", w->seqs[EVENTS - 1], 10, &recs, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    weir_store_records_free(recs, n);
+}
+
+static void test_get(void **state)
+{
+    world_t *w = *state;
+    weir_event_t *first = fx_event("a/b/c?d", "/s1", "t", NULL);
+    weir_event_t *second = fx_event("a/b/c?d", "/s2", "t", NULL);
+    weir_store_record_t rec;
+    int64_t seq1 = 0;
+    int64_t seq2 = 0;
+    weir_err_t err;
+
+    assert_int_equal(fx_write(w->fx->store, "alpha", first, &seq1), 0);
+    assert_int_equal(fx_write(w->fx->store, "alpha", second, &seq2), 0);
+
+    assert_int_equal(weir_store_get(w->fx->store, "alpha", "a/b/c?d", NULL, &rec, NULL), 0);
+    assert_int_equal(rec.seq, seq2);
+    assert_string_equal(fx_json_str(rec.json, "source"), "/s2");
+    weir_store_record_clear(&rec);
+
+    assert_int_equal(weir_store_get(w->fx->store, "alpha", "a/b/c?d", "/s1", &rec, NULL), 0);
+    assert_int_equal(rec.seq, seq1);
+    assert_string_equal(fx_json_str(rec.json, "source"), "/s1");
+    weir_store_record_clear(&rec);
+
+    assert_int_equal(weir_store_get(w->fx->store, "alpha", "a/b/c?d", "/s3", &rec, &err),
+                     WEIR_ENOTFOUND);
+    assert_int_equal(weir_store_get(w->fx->store, "beta", "a/b/c?d", NULL, &rec, NULL),
+                     WEIR_ENOTFOUND);
+    assert_int_equal(weir_store_get(w->fx->store, "alpha", "a/b/c", NULL, &rec, NULL),
+                     WEIR_ENOTFOUND);
+    assert_null(rec.json);
+    weir_ce_free(first);
+    weir_ce_free(second);
+}
+
+static void test_count(void **state)
+{
+    world_t *w = *state;
+    int64_t count = 0;
+
+    assert_int_equal(weir_store_count(w->fx->store, "alpha", &count, NULL), 0);
+    assert_int_equal(count, EVENTS);
+    assert_int_equal(weir_store_count(w->fx->store, "beta", &count, NULL), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(weir_store_count(w->fx->store, NULL, &count, NULL), 0);
+    assert_int_equal(count, EVENTS + 1);
+}
+
+static void test_born_inside(void **state)
+{
+    world_t *w = *state;
+    weir_event_t *ev = fx_event("inner", "/weir", "t", NULL);
+    weir_store_item_t item = {.ns = "beta", .ev = ev, .born_inside = true};
+    weir_store_record_t rec;
+
+    assert_int_equal(weir_store_write_sync(w->fx->store, &item, 1), 0);
+    assert_int_equal(weir_store_get(w->fx->store, "beta", "inner", NULL, &rec, NULL), 0);
+    assert_true(rec.born_inside);
+    weir_store_record_clear(&rec);
+    weir_ce_free(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_history_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_text_is_literal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_time_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_cursor_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_since, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_born_inside, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
