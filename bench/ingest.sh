@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Durable ingest against a do-nothing libmicrohttpd server, in the same run: wrk loads each with
+# binary-mode events (300-byte bodies, 64 connections) for DURATION seconds, then this prints
+# both rates, their ratio, weir's p99 latency and its peak resident memory.
+#
+# Usage: bench/ingest.sh [DURATION] (default 15). Needs a built tree (build/) and wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${1:-15}
+conns=64
+threads=2
+build=build
+[ -x "$build/src/weir" ] || { echo "build weir first (scripts/test.sh or scripts/run.sh)"; exit 1; }
+cc -O2 -o "$build/null_server" bench/null_server.c $(pkg-config --cflags --libs libmicrohttpd)
+
+work=$(mktemp -d)
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+pids=()
+trap cleanup EXIT
+
+port_null=18180
+port_sink=18280
+port_api=18281
+
+"$build/null_server" "$port_null" "$threads" &
+pids+=($!)
+"$build/src/weir" serve --sink-addr "127.0.0.1:$port_sink" --api-addr "127.0.0.1:$port_api" \
+    --data-dir "$work/data" --log-level warn 2>"$work/weir.log" &
+weir_pid=$!
+pids+=($weir_pid)
+for _ in $(seq 100); do
+    curl -sf "127.0.0.1:$port_api/readyz" >/dev/null && break
+    sleep 0.1
+done
+curl -sf -X PUT "127.0.0.1:$port_api/api/v2/namespaces/bench" >/dev/null
+
+run() { # url -> wrk output
+    wrk -t "$threads" -c "$conns" -d "${duration}s" --latency -s bench/binary_event.lua "$1"
+}
+rate() { awk '/^Requests\/sec/ {print $2}'; }
+p99() { awk '$1 == "99%" {print $2}'; }
+
+run "http://127.0.0.1:$port_null/" >"$work/null.txt"
+run "http://127.0.0.1:$port_sink/bench" >"$work/weir.txt"
+
+null_rate=$(rate <"$work/null.txt")
+weir_rate=$(rate <"$work/weir.txt")
+non2xx=$(awk '/Non-2xx/ {print $5}' "$work/weir.txt")
+rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$weir_pid/status")
+stored=$(curl -s "127.0.0.1:$port_api/metrics" | awk -F' ' '/outcome="stored"/ {s += $2} END {print s+0}')
+
+echo "do-nothing server: ${null_rate} req/s"
+echo "weir serve:        ${weir_rate} req/s (${stored} events stored, non-2xx: ${non2xx:-0})"
+echo "ratio:             $(awk -v a="$weir_rate" -v b="$null_rate" 'BEGIN {printf "%.2f", a / b}')"
+echo "weir p99 latency:  $(p99 <"$work/weir.txt")"
+echo "weir peak RSS:     $((rss_kib / 1024)) MiB"

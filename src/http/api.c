@@ -1,0 +1,280 @@
+/*
+ * The API listener: operations endpoints (/healthz, /readyz, /metrics) and /api/v2, routed by
+ * path segment.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+#define SEGMENTS_MAX       16
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX     1000
+
+typedef struct path {
+    char *seg[SEGMENTS_MAX];
+    size_t n;
+    char *copy;
+} path_t;
+
+/* Splits the path at '/', ignoring empty segments. False when it has too many. */
+static bool path_split(const char *url, path_t *p)
+{
+    p->copy = weir_strdup(url);
+    p->n = 0;
+    char *save = NULL;
+    for (char *s = strtok_r(p->copy, "/", &save); s != NULL; s = strtok_r(NULL, "/", &save)) {
+        if (p->n == SEGMENTS_MAX) {
+            return false;
+        }
+        p->seg[p->n++] = s;
+    }
+    return true;
+}
+
+static bool is(const weir_req_t *req, const char *method)
+{
+    return strcmp(req->method, method) == 0;
+}
+
+static enum MHD_Result not_allowed(weir_req_t *req, const char *allow)
+{
+    return weir_problem(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed here", NULL, allow);
+}
+
+static enum MHD_Result not_found(weir_req_t *req)
+{
+    return weir_problem(req, MHD_HTTP_NOT_FOUND, "no such resource", NULL, NULL);
+}
+
+/* ---- operations ------------------------------------------------------------------------ */
+
+static enum MHD_Result handle_ops(weir_req_t *req, const char *what)
+{
+    if (!is(req, MHD_HTTP_METHOD_GET) && !is(req, MHD_HTTP_METHOD_HEAD)) {
+        return not_allowed(req, "GET, HEAD");
+    }
+    if (strcmp(what, "healthz") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        return weir_respond(req, MHD_HTTP_OK, "application/json", ok, sizeof(ok) - 1);
+    }
+    if (strcmp(what, "readyz") == 0) {
+        if (!weir_store_ready(req->srv->store)) {
+            return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the store is not writable",
+                                NULL, NULL);
+        }
+        static const char ready[] = "{\"status\":\"ready\"}";
+        return weir_respond(req, MHD_HTTP_OK, "application/json", ready, sizeof(ready) - 1);
+    }
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_metrics_render(req->srv->metrics, req->srv->store, &b);
+    enum MHD_Result rc =
+        weir_respond(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    weir_buf_free(&b);
+    return rc;
+}
+
+/* ---- namespaces ------------------------------------------------------------------------ */
+
+static void ns_json(weir_buf_t *b, const char *name, int64_t created_us)
+{
+    char when[WEIR_TIME_STR_MAX];
+    weir_time_format(created_us, when);
+    weir_buf_puts(b, "{\"name\":");
+    weir_buf_json_str(b, name, strlen(name));
+    weir_buf_printf(b, ",\"created\":\"%s\"}", when);
+}
+
+/* Reads ?limit=, within [1, LIST_LIMIT_MAX]; false when it is not a number in range. */
+static bool list_limit(weir_req_t *req, size_t *limit)
+{
+    const char *s = weir_req_arg(req, "limit");
+    *limit = LIST_LIMIT_DEFAULT;
+    if (s == NULL) {
+        return true;
+    }
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1 || v > LIST_LIMIT_MAX) {
+        return false;
+    }
+    *limit = v;
+    return true;
+}
+
+static enum MHD_Result list_namespaces(weir_req_t *req)
+{
+    size_t limit;
+    if (!list_limit(req, &limit)) {
+        return weir_problem(req, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to 1000",
+                            "limit", NULL);
+    }
+    const char *after = weir_req_arg(req, "cursor");
+    weir_store_ns_t *list;
+    size_t n;
+    weir_err_t err = {0};
+    if (weir_store_ns_list(req->srv->store, &list, &n, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_buf_puts(&b, "{\"items\":[");
+    size_t shown = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i < n && shown < limit; i++) {
+        if (after != NULL && strcmp(list[i].name, after) <= 0) {
+            continue;
+        }
+        weir_buf_puts(&b, shown++ ? "," : "");
+        ns_json(&b, list[i].name, list[i].created_us);
+        last = list[i].name;
+    }
+    bool more = last != NULL && strcmp(list[n - 1].name, last) > 0;
+    weir_buf_puts(&b, "],\"next_cursor\":");
+    if (more) {
+        weir_buf_json_str(&b, last, strlen(last));
+    } else {
+        weir_buf_puts(&b, "null");
+    }
+    weir_buf_puts(&b, "}");
+    weir_store_ns_free(list, n);
+    return weir_respond_json(req, MHD_HTTP_OK, &b);
+}
+
+/* Answers the namespace with status, or 404. */
+static enum MHD_Result show_namespace(weir_req_t *req, const char *name, unsigned status)
+{
+    weir_store_ns_t *list;
+    size_t n;
+    weir_err_t err = {0};
+    if (weir_store_ns_list(req->srv->store, &list, &n, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+    enum MHD_Result rc = MHD_NO;
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (strcmp(list[i].name, name) == 0) {
+            weir_buf_t b = WEIR_BUF_INIT;
+            ns_json(&b, name, list[i].created_us);
+            rc = weir_respond_json(req, status, &b);
+            found = true;
+        }
+    }
+    weir_store_ns_free(list, n);
+    return found ? rc
+                 : weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
+}
+
+static enum MHD_Result put_namespace(weir_req_t *req, const char *name)
+{
+    weir_err_t err = {0};
+    bool created = false;
+    if (weir_store_ns_create(req->srv->store, name, &created, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+    if (created) {
+        WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace created");
+    }
+    return show_namespace(req, name, created ? MHD_HTTP_CREATED : MHD_HTTP_OK);
+}
+
+static enum MHD_Result delete_namespace(weir_req_t *req, const char *name)
+{
+    weir_err_t err = {0};
+    if (weir_store_ns_delete(req->srv->store, name, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+    WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace deleted");
+    return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
+}
+
+static enum MHD_Result handle_namespace(weir_req_t *req, const char *name)
+{
+    if (is(req, MHD_HTTP_METHOD_GET)) {
+        return show_namespace(req, name, MHD_HTTP_OK);
+    }
+    if (is(req, MHD_HTTP_METHOD_PUT)) {
+        return put_namespace(req, name);
+    }
+    if (is(req, MHD_HTTP_METHOD_DELETE)) {
+        return delete_namespace(req, name);
+    }
+    return not_allowed(req, "GET, PUT, DELETE");
+}
+
+static enum MHD_Result handle_broadcast(weir_req_t *req, const char *name)
+{
+    if (!is(req, MHD_HTTP_METHOD_POST)) {
+        return not_allowed(req, "POST");
+    }
+    if (!weir_store_ns_exists(req->srv->store, name)) {
+        weir_metrics_count(req->srv->metrics, NULL, WEIR_OUT_NOT_FOUND, 1);
+        return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
+    }
+    char **namespaces = weir_malloc(sizeof(char *));
+    namespaces[0] = weir_strdup(name);
+    return weir_ingest_start(req, namespaces, 1, true);
+}
+
+/* The id of history/{id}: the rest of the path, which may hold '/'. */
+static const char *history_id(const weir_req_t *req)
+{
+    const char *at = strstr(req->url, "/events/history/");
+    return at ? at + strlen("/events/history/") : "";
+}
+
+/* .../events/history[/...] with p->seg[5] "history". */
+static enum MHD_Result route_history(weir_req_t *req, const path_t *p, const char *ns)
+{
+    if (!weir_store_ns_exists(req->srv->store, ns)) {
+        return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
+    }
+    if (!is(req, MHD_HTTP_METHOD_GET)) {
+        return not_allowed(req, "GET");
+    }
+    if (p->n == 6) {
+        return weir_history_list(req, ns);
+    }
+    return weir_history_get(req, ns, history_id(req));
+}
+
+/* /api/v2/namespaces/... with p->seg[2] the first segment after "namespaces". */
+static enum MHD_Result route_namespaces(weir_req_t *req, const path_t *p)
+{
+    if (p->n == 3) {
+        return is(req, MHD_HTTP_METHOD_GET) ? list_namespaces(req) : not_allowed(req, "GET");
+    }
+    const char *name = p->seg[3];
+    if (p->n == 4) {
+        return handle_namespace(req, name);
+    }
+    if (p->n < 6 || strcmp(p->seg[4], "events") != 0) {
+        return not_found(req);
+    }
+    if (p->n == 6 && strcmp(p->seg[5], "broadcast") == 0) {
+        return handle_broadcast(req, name);
+    }
+    if (strcmp(p->seg[5], "history") == 0) {
+        return route_history(req, p, name);
+    }
+    return not_found(req);
+}
+
+enum MHD_Result weir_api_handle(weir_req_t *req)
+{
+    path_t p;
+    enum MHD_Result rc;
+    if (!path_split(req->url, &p)) {
+        rc = not_found(req);
+    } else if (p.n == 1 && (strcmp(p.seg[0], "healthz") == 0 || strcmp(p.seg[0], "readyz") == 0 ||
+                            strcmp(p.seg[0], "metrics") == 0)) {
+        rc = handle_ops(req, p.seg[0]);
+    } else if (p.n >= 3 && strcmp(p.seg[0], "api") == 0 && strcmp(p.seg[1], "v2") == 0 &&
+               strcmp(p.seg[2], "namespaces") == 0) {
+        rc = route_namespaces(req, &p);
+    } else {
+        rc = not_found(req);
+    }
+    weir_free(p.copy);
+    return rc;
+}

@@ -1,0 +1,111 @@
+/*
+ * A namespace's event history: pages of stored events, newest first, and single events by id.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+#define HISTORY_LIMIT_DEFAULT 50
+#define HISTORY_LIMIT_MAX     1000
+
+/* Appends one stored event as {"seq","received","namespace","event"}. */
+static void record_json(weir_buf_t *b, const weir_store_record_t *r)
+{
+    char when[WEIR_TIME_STR_MAX];
+    weir_time_format(r->received_us, when);
+    weir_buf_printf(b, "{\"seq\":%lld,\"received\":\"%s\",\"namespace\":", (long long)r->seq, when);
+    weir_buf_json_str(b, r->ns, strlen(r->ns));
+    weir_buf_puts(b, ",\"event\":");
+    weir_buf_append(b, r->json, r->json_len);
+    weir_buf_puts(b, "}");
+}
+
+static int parse_time_arg(weir_req_t *req, const char *name, int64_t *out, weir_err_t *err)
+{
+    const char *s = weir_req_arg(req, name);
+    if (s != NULL && weir_time_parse(s, out) != 0) {
+        return weir_err_set(err, WEIR_EINVAL, name, "must be an RFC 3339 timestamp");
+    }
+    return 0;
+}
+
+static int parse_number_arg(weir_req_t *req, const char *name, long long lo, long long hi,
+                            long long *out, weir_err_t *err)
+{
+    const char *s = weir_req_arg(req, name);
+    if (s == NULL) {
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *s == '+' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        return weir_err_set(err, WEIR_EINVAL, name, "must be a whole number from %lld to %lld", lo,
+                            hi);
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_query(weir_req_t *req, const char *ns, weir_store_query_t *q, weir_err_t *err)
+{
+    long long limit = HISTORY_LIMIT_DEFAULT, cursor = INT64_MAX;
+    *q = (weir_store_query_t){.ns = ns,
+                              .type = weir_req_arg(req, "type"),
+                              .source = weir_req_arg(req, "source"),
+                              .text = weir_req_arg(req, "text"),
+                              .from_us = INT64_MIN,
+                              .until_us = INT64_MAX};
+    int rc;
+    if ((rc = parse_number_arg(req, "limit", 1, HISTORY_LIMIT_MAX, &limit, err)) != 0 ||
+        (rc = parse_number_arg(req, "cursor", 1, INT64_MAX, &cursor, err)) != 0 ||
+        (rc = parse_time_arg(req, "from", &q->from_us, err)) != 0 ||
+        (rc = parse_time_arg(req, "until", &q->until_us, err)) != 0) {
+        return rc;
+    }
+    q->limit = (size_t)limit;
+    q->before_seq = cursor;
+    return 0;
+}
+
+enum MHD_Result weir_history_list(weir_req_t *req, const char *ns)
+{
+    weir_store_query_t q;
+    weir_err_t err = {0};
+    weir_store_record_t *recs = NULL;
+    size_t n = 0;
+    if (parse_query(req, ns, &q, &err) != 0 ||
+        weir_store_history(req->srv->store, &q, &recs, &n, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_buf_puts(&b, "{\"items\":[");
+    for (size_t i = 0; i < n; i++) {
+        weir_buf_puts(&b, i ? "," : "");
+        record_json(&b, &recs[i]);
+    }
+    weir_buf_puts(&b, "],\"next_cursor\":");
+    if (n == q.limit && n > 0) {
+        weir_buf_printf(&b, "\"%lld\"}", (long long)recs[n - 1].seq);
+    } else {
+        weir_buf_puts(&b, "null}");
+    }
+    weir_store_records_free(recs, n);
+    return weir_respond_json(req, MHD_HTTP_OK, &b);
+}
+
+enum MHD_Result weir_history_get(weir_req_t *req, const char *ns, const char *id)
+{
+    weir_store_record_t rec;
+    weir_err_t err = {0};
+    if (weir_store_get(req->srv->store, ns, id, weir_req_arg(req, "source"), &rec, &err) != 0) {
+        return weir_problem_err(req, &err);
+    }
+    weir_buf_t b = WEIR_BUF_INIT;
+    record_json(&b, &rec);
+    weir_store_record_clear(&rec);
+    return weir_respond_json(req, MHD_HTTP_OK, &b);
+}

@@ -1,0 +1,172 @@
+/*
+ * Private to the http module: what its files share. Nothing outside src/http includes this.
+ */
+#ifndef WEIR_HTTP_INTERNAL_H
+#define WEIR_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "ce/ce.h"
+#include "common/common.h"
+#include "store/store.h"
+
+/* ---- settings -------------------------------------------------------------------------- */
+
+typedef struct weir_settings {
+    const char *sink_addr;
+    const char *api_addr;
+    const char *data_dir;
+    size_t max_body;
+    size_t max_inflight_bytes;
+    size_t queue_max;
+    size_t batch_max;
+    bool no_sync;
+    unsigned max_connections;
+    unsigned idle_timeout_s;
+    unsigned shutdown_timeout_s;
+    const char *log_level;
+} weir_settings_t;
+
+#define WEIR_MIN_BODY_LIMIT (64 * 1024)
+
+/* Parses flags and the environment into s. Prints help or errors; returns 0, 1 (help shown)
+ * or -1 (bad settings). */
+int weir_settings_parse(weir_settings_t *s, int argc, char **argv);
+
+/* ---- metrics --------------------------------------------------------------------------- */
+
+/* Outcomes of one event at the sink or the broadcast API, the label of the received counter. */
+typedef enum weir_outcome {
+    WEIR_OUT_STORED = 0,
+    WEIR_OUT_DUPLICATE,
+    WEIR_OUT_DROPPED,
+    WEIR_OUT_INVALID,
+    WEIR_OUT_NOT_FOUND,
+    WEIR_OUT_TOO_LARGE,
+    WEIR_OUT_UNSUPPORTED,
+    WEIR_OUT_FILTER_FAILED,
+    WEIR_OUT_OVERLOADED,
+    WEIR_OUT_STORE_FAILED,
+    WEIR_OUT_COUNT,
+} weir_outcome_t;
+
+typedef struct weir_metrics weir_metrics_t;
+
+weir_metrics_t *weir_metrics_new(void);
+void weir_metrics_free(weir_metrics_t *m);
+/* Counts n events of namespace ns (NULL when none applies) with this outcome. */
+void weir_metrics_count(weir_metrics_t *m, const char *ns, weir_outcome_t outcome, uint64_t n);
+/* Records the time from a sink request's arrival to its answer. */
+void weir_metrics_latency(weir_metrics_t *m, uint64_t ns);
+/* Renders every metric in the Prometheus text format. */
+void weir_metrics_render(weir_metrics_t *m, weir_store_t *store, weir_buf_t *out);
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+typedef enum weir_surface {
+    WEIR_SURFACE_SINK = 0,
+    WEIR_SURFACE_API,
+} weir_surface_t;
+
+typedef struct weir_server {
+    const weir_settings_t *settings;
+    weir_store_t *store;
+    weir_metrics_t *metrics;
+    struct MHD_Daemon *sink;
+    struct MHD_Daemon *api;
+    atomic_size_t inflight_bytes; /* request bodies held in memory now */
+    atomic_int inflight;          /* requests started and not yet completed */
+    atomic_bool stopping;         /* set at shutdown: new requests are refused */
+} weir_server_t;
+
+/* A request that hands events to the store, and waits on its thread for the commit. */
+typedef struct weir_ingest {
+    pthread_mutex_t lock;
+    pthread_cond_t committed;
+    bool done; /* the store answered: status holds its result */
+    int status;
+    bool born_inside;
+    char **namespaces; /* owned */
+    size_t nns;
+    weir_event_t **events;
+    size_t nevents;
+    weir_store_item_t *items;
+    size_t nitems;
+    weir_store_write_t write;
+    size_t dropped; /* events a filter dropped */
+} weir_ingest_t;
+
+/* One request, from its first byte to its completion. */
+typedef struct weir_req {
+    weir_server_t *srv;
+    struct MHD_Connection *conn;
+    weir_surface_t surface;
+    const char *method;
+    const char *url;
+    uint64_t start_ns;
+    weir_buf_t body;
+    size_t reserved; /* bytes counted in srv->inflight_bytes for this request */
+    int refused;     /* a status already decided while the body arrived (413, 503), or 0 */
+    weir_ingest_t ingest;
+} weir_req_t;
+
+/* Starts both listeners; WEIR_EIO with err filled when one cannot bind. */
+int weir_server_start(weir_server_t *srv, weir_err_t *err);
+/* Closes the listening sockets and refuses new requests on open connections (503, closing
+ * them); requests in flight go on. */
+void weir_server_quiesce(weir_server_t *srv);
+/* Stops both daemons; call after the requests in flight finished (or the wait timed out). */
+void weir_server_stop(weir_server_t *srv);
+
+/* ---- answers --------------------------------------------------------------------------- */
+
+/* Queues a response with a body copied from body[0..len) (may be empty). */
+enum MHD_Result weir_respond(weir_req_t *req, unsigned status, const char *content_type,
+                             const char *body, size_t len);
+/* Same, with one extra header (name and value, or NULL). */
+enum MHD_Result weir_respond_h(weir_req_t *req, unsigned status, const char *content_type,
+                               const char *body, size_t len, const char *hname, const char *hvalue);
+/* Queues a JSON response, taking the buffer. */
+enum MHD_Result weir_respond_json(weir_req_t *req, unsigned status, weir_buf_t *json);
+
+/*
+ * Queues an application/problem+json response (RFC 9457) for status. detail and attr may be
+ * NULL. 405 gets an Allow header with allow, 503 a Retry-After.
+ */
+enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detail, const char *attr,
+                             const char *allow);
+/* The status that answers a WEIR_E* code at the sink and the API. */
+unsigned weir_status_for(int code);
+/* Queues the problem response for an error from a lower module. */
+enum MHD_Result weir_problem_err(weir_req_t *req, const weir_err_t *err);
+
+/* ---- routes ---------------------------------------------------------------------------- */
+
+/* The request's query parameter, or NULL. */
+const char *weir_req_arg(weir_req_t *req, const char *name);
+
+/* Serves a sink request (any method, any path). */
+enum MHD_Result weir_sink_handle(weir_req_t *req);
+/* Serves an API request. */
+enum MHD_Result weir_api_handle(weir_req_t *req);
+
+/*
+ * Decodes the request body as CloudEvents and hands them to the store for every namespace in
+ * namespaces (born_inside marks events that the source side sends out), taking ownership of
+ * the namespaces array and its strings, waits for the commit and answers.
+ */
+enum MHD_Result weir_ingest_start(weir_req_t *req, char **namespaces, size_t nns, bool born_inside);
+/* GET .../events/history: a page of ns's events, newest first, filtered by the query. */
+enum MHD_Result weir_history_list(weir_req_t *req, const char *ns);
+/* GET .../events/history/{id}: one event (?source= picks one when several share the id). */
+enum MHD_Result weir_history_get(weir_req_t *req, const char *ns, const char *id);
+
+/* Releases what an ingest holds. */
+void weir_ingest_release(weir_ingest_t *in);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * Answers: plain, JSON and problem+json (RFC 9457) responses, and the one mapping from weir's
+ * error codes to HTTP statuses.
+ */
+#include <string.h>
+
+#include "http/internal.h"
+
+enum MHD_Result weir_respond_h(weir_req_t *req, unsigned status, const char *content_type,
+                               const char *body, size_t len, const char *hname, const char *hvalue)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    if (content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
+    if (hname != NULL) {
+        MHD_add_response_header(resp, hname, hvalue);
+    }
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result weir_respond(weir_req_t *req, unsigned status, const char *content_type,
+                             const char *body, size_t len)
+{
+    return weir_respond_h(req, status, content_type, body, len, NULL, NULL);
+}
+
+enum MHD_Result weir_respond_json(weir_req_t *req, unsigned status, weir_buf_t *json)
+{
+    size_t len;
+    char *body = weir_buf_take(json, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, body, weir_free);
+    if (resp == NULL) {
+        weir_free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* The problem type, a stable name a client can switch on, for each status weir answers. */
+static const char *problem_type(unsigned status)
+{
+    switch (status) {
+    case MHD_HTTP_BAD_REQUEST:
+        return "urn:weir:problem:bad-request";
+    case MHD_HTTP_NOT_FOUND:
+        return "urn:weir:problem:not-found";
+    case MHD_HTTP_METHOD_NOT_ALLOWED:
+        return "urn:weir:problem:method-not-allowed";
+    case MHD_HTTP_CONFLICT:
+        return "urn:weir:problem:conflict";
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return "urn:weir:problem:too-large";
+    case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        return "urn:weir:problem:unsupported-format";
+    case MHD_HTTP_UNPROCESSABLE_CONTENT:
+        return "urn:weir:problem:filter-failed";
+    case MHD_HTTP_SERVICE_UNAVAILABLE:
+        return "urn:weir:problem:unavailable";
+    default:
+        return "urn:weir:problem:internal";
+    }
+}
+
+static const char *reason(unsigned status)
+{
+    switch (status) {
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return "Content Too Large";
+    case MHD_HTTP_UNPROCESSABLE_CONTENT:
+        return "Unprocessable Content";
+    default:
+        return MHD_get_reason_phrase_for(status);
+    }
+}
+
+enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detail, const char *attr,
+                             const char *allow)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    const char *title = reason(status);
+    weir_buf_puts(&b, "{\"type\":");
+    weir_buf_json_str(&b, problem_type(status), strlen(problem_type(status)));
+    weir_buf_puts(&b, ",\"title\":");
+    weir_buf_json_str(&b, title, strlen(title));
+    weir_buf_printf(&b, ",\"status\":%u", status);
+    if (detail != NULL) {
+        weir_buf_puts(&b, ",\"detail\":");
+        weir_buf_json_str(&b, detail, strlen(detail));
+    }
+    if (attr != NULL && attr[0] != '\0') {
+        weir_buf_puts(&b, ",\"attribute\":");
+        weir_buf_json_str(&b, attr, strlen(attr));
+    }
+    weir_buf_puts(&b, "}");
+
+    const char *hname = NULL, *hvalue = NULL;
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        hname = MHD_HTTP_HEADER_ALLOW;
+        hvalue = allow;
+    } else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        hname = MHD_HTTP_HEADER_RETRY_AFTER;
+        hvalue = "1";
+    }
+    enum MHD_Result rc =
+        weir_respond_h(req, status, "application/problem+json", b.data, b.len, hname, hvalue);
+    weir_buf_free(&b);
+    return rc;
+}
+
+unsigned weir_status_for(int code)
+{
+    switch (code) {
+    case WEIR_EINVAL:
+        return MHD_HTTP_BAD_REQUEST;
+    case WEIR_ENOTFOUND:
+        return MHD_HTTP_NOT_FOUND;
+    case WEIR_EEXIST:
+        return MHD_HTTP_CONFLICT;
+    case WEIR_ETOOBIG:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    case WEIR_EUNSUPPORTED:
+        return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    case WEIR_ESCRIPT:
+        return MHD_HTTP_UNPROCESSABLE_CONTENT;
+    case WEIR_EBUSY:
+    case WEIR_EIO:
+    case WEIR_ECLOSED:
+    case WEIR_ETIMEOUT:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+enum MHD_Result weir_problem_err(weir_req_t *req, const weir_err_t *err)
+{
+    const char *detail = err->msg[0] ? err->msg : weir_strerror(err->code);
+    return weir_problem(req, weir_status_for(err->code), detail, err->attr, NULL);
+}

@@ -1,0 +1,94 @@
+/* `weir serve`: settings, startup, and the orderly stop on SIGTERM or SIGINT. */
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "http/internal.h"
+
+/* Blocks the stop signals in every thread; the main thread takes them with sigwait. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int open_store(const weir_settings_t *s, weir_store_t **store)
+{
+    weir_store_config_t cfg;
+    weir_store_config_default(&cfg);
+    cfg.data_dir = s->data_dir;
+    cfg.queue_max = s->queue_max;
+    cfg.batch_max = s->batch_max;
+    cfg.no_sync = s->no_sync;
+
+    weir_err_t err = {0};
+    if (weir_store_open(&cfg, store, &err) != 0) {
+        weir_error("serve", "cannot open the store in %s: %s", s->data_dir, err.msg);
+        return -1;
+    }
+    if (s->no_sync) {
+        weir_warn("serve", "commits are not fsync'd (--no-sync): a power loss can lose events "
+                           "already acknowledged");
+    }
+    return 0;
+}
+
+/* Waits until no request is in flight, or the timeout passes. */
+static void drain(weir_server_t *srv, unsigned timeout_s)
+{
+    uint64_t deadline = weir_mono_ns() + (uint64_t)timeout_s * 1000000000u;
+    while (atomic_load(&srv->inflight) > 0 && weir_mono_ns() < deadline) {
+        usleep(10000);
+    }
+    int left = atomic_load(&srv->inflight);
+    if (left > 0) {
+        weir_warn("serve", "%d requests still in flight after %u s; stopping anyway", left,
+                  timeout_s);
+    }
+}
+
+static int serve(const weir_settings_t *s, const sigset_t *stop)
+{
+    weir_server_t srv = {.settings = s};
+    if (open_store(s, &srv.store) != 0) {
+        return 1;
+    }
+    srv.metrics = weir_metrics_new();
+
+    weir_err_t err = {0};
+    int status = 0;
+    if (weir_server_start(&srv, &err) != 0) {
+        weir_error("serve", "%s", err.msg);
+        status = 1;
+    } else {
+        weir_info("serve", "ready");
+        int sig = 0;
+        sigwait(stop, &sig);
+        weir_info("serve", "stopping on signal %d: finishing requests in flight", sig);
+        weir_server_quiesce(&srv);
+        drain(&srv, s->shutdown_timeout_s);
+        weir_server_stop(&srv);
+    }
+    weir_store_close(srv.store);
+    weir_metrics_free(srv.metrics);
+    weir_info("serve", "stopped");
+    return status;
+}
+
+int weir_http_serve_main(int argc, char **argv)
+{
+    weir_settings_t s;
+    int rc = weir_settings_parse(&s, argc, argv);
+    if (rc != 0) {
+        return rc > 0 ? 0 : 2;
+    }
+    weir_log_set_level((weir_log_level_t)weir_log_parse_level(s.log_level));
+
+    sigset_t stop;
+    block_signals(&stop);
+    return serve(&s, &stop);
+}

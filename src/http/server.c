@@ -1,0 +1,301 @@
+/*
+ * The two libmicrohttpd daemons and the life of a request: its body is gathered within the
+ * size and memory limits, then the surface's handler answers it, possibly after a suspension
+ * while the store commits.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/internal.h"
+
+/* Stack of each connection's thread: deep enough for a filter run, small enough for many. */
+#define WEIR_THREAD_STACK (1024 * 1024)
+
+/* Reserves n more body bytes in the server-wide budget; false when it is spent. */
+static bool reserve_bytes(weir_req_t *req, size_t n)
+{
+    size_t max = req->srv->settings->max_inflight_bytes;
+    size_t now = atomic_fetch_add(&req->srv->inflight_bytes, n);
+    if (now + n > max) {
+        atomic_fetch_sub(&req->srv->inflight_bytes, n);
+        return false;
+    }
+    req->reserved += n;
+    return true;
+}
+
+static weir_req_t *req_new(weir_server_t *srv, weir_surface_t surface, struct MHD_Connection *conn,
+                           const char *method, const char *url)
+{
+    weir_req_t *req = weir_calloc(1, sizeof(*req));
+    req->srv = srv;
+    req->conn = conn;
+    req->surface = surface;
+    req->method = method;
+    req->url = url;
+    req->start_ns = weir_mono_ns();
+    pthread_mutex_init(&req->ingest.lock, NULL);
+    pthread_cond_init(&req->ingest.committed, NULL);
+    atomic_fetch_add(&srv->inflight, 1);
+    return req;
+}
+
+static void req_free(weir_req_t *req)
+{
+    weir_ingest_release(&req->ingest);
+    pthread_cond_destroy(&req->ingest.committed);
+    pthread_mutex_destroy(&req->ingest.lock);
+    atomic_fetch_sub(&req->srv->inflight_bytes, req->reserved);
+    atomic_fetch_sub(&req->srv->inflight, 1);
+    weir_buf_free(&req->body);
+    weir_free(req);
+}
+
+/* Decides from Content-Length, before any byte of the body, whether it can be taken. */
+static void check_declared_length(weir_req_t *req)
+{
+    const char *cl =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl == NULL) {
+        return;
+    }
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (n > req->srv->settings->max_body) {
+        req->refused = MHD_HTTP_CONTENT_TOO_LARGE;
+    } else if (n > 0 && !reserve_bytes(req, (size_t)n)) {
+        req->refused = MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+}
+
+/* Takes one piece of the body, counting it against the limits. */
+static void take_body(weir_req_t *req, const char *data, size_t n)
+{
+    if (req->refused != 0) {
+        return; /* the answer is decided; what still arrives is read and dropped */
+    }
+    if (req->body.len + n > req->srv->settings->max_body) {
+        req->refused = MHD_HTTP_CONTENT_TOO_LARGE;
+        weir_buf_free(&req->body);
+        return;
+    }
+    if (req->body.len + n > req->reserved &&
+        !reserve_bytes(req, req->body.len + n - req->reserved)) {
+        req->refused = MHD_HTTP_SERVICE_UNAVAILABLE;
+        weir_buf_free(&req->body);
+        return;
+    }
+    weir_buf_append(&req->body, data, n);
+}
+
+static enum MHD_Result answer_refused(weir_req_t *req)
+{
+    weir_metrics_count(
+        req->srv->metrics, NULL,
+        req->refused == MHD_HTTP_CONTENT_TOO_LARGE ? WEIR_OUT_TOO_LARGE : WEIR_OUT_OVERLOADED, 1);
+    if (req->refused == MHD_HTTP_CONTENT_TOO_LARGE) {
+        char detail[128];
+        snprintf(detail, sizeof(detail), "the body is larger than the limit of %zu bytes",
+                 req->srv->settings->max_body);
+        return weir_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, detail, NULL, NULL);
+    }
+    return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "too many request bodies are held in memory; retry later", NULL, NULL);
+}
+
+/* A request on a kept-alive connection after the stop began: refused, and the connection closed,
+ * so that nothing new starts while the daemons are being stopped. */
+static enum MHD_Result answer_stopping(weir_req_t *req)
+{
+    static const char body[] = "{\"type\":\"urn:weir:problem:unavailable\",\"title\":\"Service "
+                               "Unavailable\",\"status\":503,\"detail\":\"weir is stopping\"}";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
+                                  struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+    weir_req_t *req = *req_cls;
+    if (req == NULL) {
+        *req_cls = req = req_new(srv, surface, conn, method, url);
+        if (atomic_load(&srv->stopping)) {
+            return answer_stopping(req); /* counted in flight first: see weir_server_quiesce */
+        }
+        check_declared_length(req);
+        /* Answering now spares reading a body that will be refused; the connection closes. */
+        return req->refused != 0 ? answer_refused(req) : MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        take_body(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->refused != 0) {
+        return answer_refused(req);
+    }
+    return surface == WEIR_SURFACE_SINK ? weir_sink_handle(req) : weir_api_handle(req);
+}
+
+/* libmicrohttpd hands a worker thread's daemon to the callback, not the one started, so each
+ * listener has a callback of its own that names its surface. */
+static enum MHD_Result on_sink_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload_data, size_t *upload_data_size,
+                                       void **req_cls)
+{
+    return on_request(cls, WEIR_SURFACE_SINK, conn, url, method, upload_data, upload_data_size,
+                      req_cls);
+}
+
+static enum MHD_Result on_api_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **req_cls)
+{
+    return on_request(cls, WEIR_SURFACE_API, conn, url, method, upload_data, upload_data_size,
+                      req_cls);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    weir_req_t *req = *req_cls;
+    if (req == NULL) {
+        return;
+    }
+    if (req->surface == WEIR_SURFACE_SINK) {
+        weir_metrics_latency(req->srv->metrics, weir_mono_ns() - req->start_ns);
+    }
+    req_free(req);
+    *req_cls = NULL;
+}
+
+/* Parses "host:port", ":port" or "[v6]:port" into addr; *any is set for an empty host. */
+static int parse_addr(const char *text, struct sockaddr_storage *addr, bool *any, uint16_t *port,
+                      weir_err_t *err)
+{
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        return weir_err_set(err, WEIR_EINVAL, "", "address %s is not host:port", text);
+    }
+    char *end;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || p > 65535) {
+        return weir_err_set(err, WEIR_EINVAL, "", "address %s has a bad port", text);
+    }
+    *port = (uint16_t)p;
+    *any = colon == text;
+    if (*any) {
+        return 0;
+    }
+    char host[256];
+    size_t hlen = (size_t)(colon - text);
+    if (text[0] == '[' && hlen >= 2 && text[hlen - 1] == ']') {
+        text++;
+        hlen -= 2;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)hlen, text);
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+        return weir_err_set(err, WEIR_EINVAL, "", "cannot resolve host of %s", text);
+    }
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    ((struct sockaddr_in *)addr)->sin_port = htons(*port); /* same offset in sockaddr_in6 */
+    return 0;
+}
+
+static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surface, const char *text,
+                                       weir_err_t *err)
+{
+    struct sockaddr_storage addr = {0};
+    bool any = false;
+    uint16_t port = 0;
+    if (parse_addr(text, &addr, &any, &port, err) != 0) {
+        return NULL;
+    }
+    const weir_settings_t *s = srv->settings;
+    const char *name = surface == WEIR_SURFACE_SINK ? "sink" : "api";
+    MHD_AccessHandlerCallback cb = surface == WEIR_SURFACE_SINK ? on_sink_request : on_api_request;
+    /* A thread per connection: a request waits for its commit on its own thread, so nothing is
+     * suspended and one slow request never holds up another. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC | (any ? MHD_USE_DUAL_STACK : 0);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, port, NULL, NULL, cb, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)WEIR_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
+        s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_END);
+    if (d == NULL) {
+        weir_err_set(err, WEIR_EIO, "", "cannot listen on %s for the %s", text, name);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    weir_info("http", "%s listening on %s (port %u)", name, text,
+              info ? (unsigned)info->port : (unsigned)port);
+    return d;
+}
+
+int weir_server_start(weir_server_t *srv, weir_err_t *err)
+{
+    srv->sink = start_daemon(srv, WEIR_SURFACE_SINK, srv->settings->sink_addr, err);
+    if (srv->sink == NULL) {
+        return WEIR_EIO;
+    }
+    srv->api = start_daemon(srv, WEIR_SURFACE_API, srv->settings->api_addr, err);
+    if (srv->api == NULL) {
+        MHD_stop_daemon(srv->sink);
+        srv->sink = NULL;
+        return WEIR_EIO;
+    }
+    return 0;
+}
+
+/*
+ * A request counts itself in flight before it looks at the stopping flag, so once the flag is set
+ * and the count has reached zero, no request can still start an ingest.
+ */
+void weir_server_quiesce(weir_server_t *srv)
+{
+    atomic_store(&srv->stopping, true);
+    MHD_socket s = MHD_quiesce_daemon(srv->sink);
+    if (s != MHD_INVALID_SOCKET) {
+        close(s);
+    }
+    s = MHD_quiesce_daemon(srv->api);
+    if (s != MHD_INVALID_SOCKET) {
+        close(s);
+    }
+}
+
+void weir_server_stop(weir_server_t *srv)
+{
+    if (srv->sink != NULL) {
+        MHD_stop_daemon(srv->sink);
+    }
+    if (srv->api != NULL) {
+        MHD_stop_daemon(srv->api);
+    }
+    srv->sink = srv->api = NULL;
+}
+
+const char *weir_req_arg(weir_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}

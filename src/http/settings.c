@@ -1,0 +1,195 @@
+/*
+ * The settings of `weir serve`: each has a flag, a WEIR_* environment variable and a default.
+ * A flag wins over the variable, which wins over the default.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/internal.h"
+
+typedef enum opt_kind { OPT_STRING, OPT_SIZE, OPT_UINT, OPT_BOOL } opt_kind_t;
+
+typedef struct opt {
+    const char *flag; /* without the leading "--" */
+    const char *env;
+    const char *def;
+    opt_kind_t kind;
+    size_t offset;
+    const char *help;
+} opt_t;
+
+#define AT(field) offsetof(weir_settings_t, field)
+
+static const opt_t opts[] = {
+    {"sink-addr", "WEIR_SINK_ADDR", ":8080", OPT_STRING, AT(sink_addr),
+     "address of the sink (Knative data plane): host:port, :port or [v6]:port"},
+    {"api-addr", "WEIR_API_ADDR", ":8081", OPT_STRING, AT(api_addr),
+     "address of the API, /healthz, /readyz and /metrics"},
+    {"data-dir", "WEIR_DATA_DIR", "./data", OPT_STRING, AT(data_dir),
+     "directory of the SQLite database (created when missing)"},
+    {"max-body", "WEIR_MAX_BODY", "1048576", OPT_SIZE, AT(max_body),
+     "largest request body in bytes (at least 65536); larger ones are answered 413"},
+    {"max-inflight-bytes", "WEIR_MAX_INFLIGHT_BYTES", "67108864", OPT_SIZE, AT(max_inflight_bytes),
+     "request bodies held in memory at once, in bytes; past it requests are answered 503"},
+    {"queue-max", "WEIR_QUEUE_MAX", "4096", OPT_SIZE, AT(queue_max),
+     "writes waiting for the store writer; past it requests are answered 503 with Retry-After"},
+    {"batch-max", "WEIR_BATCH_MAX", "256", OPT_SIZE, AT(batch_max),
+     "most writes committed in one transaction (group commit)"},
+    {"no-sync", "WEIR_NO_SYNC", "false", OPT_BOOL, AT(no_sync),
+     "commit without fsync: faster, but a power loss or kernel crash can lose events already "
+     "answered 202 (a crash of weir alone cannot)"},
+    {"max-connections", "WEIR_MAX_CONNECTIONS", "1024", OPT_UINT, AT(max_connections),
+     "open connections per listener (each has a thread)"},
+    {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
+     "seconds before an idle connection is closed"},
+    {"shutdown-timeout", "WEIR_SHUTDOWN_TIMEOUT", "30", OPT_UINT, AT(shutdown_timeout_s),
+     "seconds to wait for requests in flight when stopping"},
+    {"log-level", "WEIR_LOG_LEVEL", "info", OPT_STRING, AT(log_level),
+     "lowest level logged: debug, info, warn or error"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: weir serve [flags]\n\nServes the sink and the API until SIGTERM or "
+                "SIGINT.\n\nFlags (each also read from its environment variable):\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        fprintf(to, "  --%-20s %s\n  %-22s %s (default %s)\n", opts[i].flag, opts[i].help, "",
+                opts[i].env, opts[i].def);
+    }
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0) {
+        *out = true;
+    } else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0) {
+        *out = false;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static int set_opt(weir_settings_t *s, const opt_t *o, const char *v)
+{
+    char *field = (char *)s + o->offset;
+    char *end;
+    unsigned long long n;
+
+    switch (o->kind) {
+    case OPT_STRING:
+        *(const char **)field = v;
+        return 0;
+    case OPT_BOOL:
+        return parse_bool(v, (bool *)field) ? 0 : -1;
+    case OPT_SIZE:
+    case OPT_UINT:
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 ||
+            (o->kind == OPT_UINT && n > 1000000)) {
+            return -1;
+        }
+        if (o->kind == OPT_SIZE) {
+            *(size_t *)field = (size_t)n;
+        } else {
+            *(unsigned *)field = (unsigned)n;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static const opt_t *find_opt(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, flag, len) == 0) {
+            return &opts[i];
+        }
+    }
+    return NULL;
+}
+
+static int apply_defaults_and_env(weir_settings_t *s)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *env = getenv(opts[i].env);
+        set_opt(s, &opts[i], opts[i].def);
+        if (env != NULL && set_opt(s, &opts[i], env) != 0) {
+            fprintf(stderr, "weir serve: %s: bad value\n", opts[i].env);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Applies argv[*i] (and argv[*i+1] when it holds the value). */
+static int apply_flag(weir_settings_t *s, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0) {
+        fprintf(stderr, "weir serve: unexpected argument %s\n", arg);
+        return -1;
+    }
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    const opt_t *o = find_opt(name, eq ? (size_t)(eq - name) : strlen(name));
+    if (o == NULL) {
+        fprintf(stderr, "weir serve: unknown flag %s (see --help)\n", arg);
+        return -1;
+    }
+    const char *v = eq ? eq + 1 : NULL;
+    if (v == NULL && o->kind == OPT_BOOL) {
+        v = "true";
+    } else if (v == NULL && *i + 1 < argc) {
+        v = argv[++*i];
+    }
+    if (v == NULL || set_opt(s, o, v) != 0) {
+        fprintf(stderr, "weir serve: --%s: bad or missing value\n", o->flag);
+        return -1;
+    }
+    return 0;
+}
+
+static int check(const weir_settings_t *s)
+{
+    if (s->max_body < WEIR_MIN_BODY_LIMIT) {
+        fprintf(stderr, "weir serve: --max-body must be at least %d\n", WEIR_MIN_BODY_LIMIT);
+        return -1;
+    }
+    if (s->max_inflight_bytes < s->max_body) {
+        fprintf(stderr, "weir serve: --max-inflight-bytes must be at least --max-body\n");
+        return -1;
+    }
+    if (s->max_connections == 0 || s->queue_max == 0 || s->batch_max == 0) {
+        fprintf(stderr, "weir serve: connections, queue and batch sizes must be > 0\n");
+        return -1;
+    }
+    if (weir_log_parse_level(s->log_level) < 0) {
+        fprintf(stderr, "weir serve: --log-level must be debug, info, warn or error\n");
+        return -1;
+    }
+    return 0;
+}
+
+int weir_settings_parse(weir_settings_t *s, int argc, char **argv)
+{
+    memset(s, 0, sizeof(*s));
+    if (apply_defaults_and_env(s) != 0) {
+        return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (apply_flag(s, argc, argv, &i) != 0) {
+            return -1;
+        }
+    }
+    return check(s);
+}

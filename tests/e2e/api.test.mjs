@@ -1,0 +1,165 @@
+// The API against the real binary: namespaces, broadcast, history, operations endpoints.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Weir } from './lib/weir.mjs';
+
+const weir = new Weir();
+before(() => weir.start());
+after(() => weir.cleanup());
+
+const api = (path, init) => fetch(`${weir.api}${path}`, init);
+
+async function problem(res, status) {
+  assert.equal(res.status, status);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  const body = await res.json();
+  assert.equal(body.status, status);
+  return body;
+}
+
+function binary(ns, id, { type = 't', source = '/api-test', body = '{}', path = 'events/broadcast' } = {}) {
+  return api(`/api/v2/namespaces/${ns}/${path}`, {
+    method: 'POST', body,
+    headers: { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': source, 'ce-type': type, 'content-type': 'application/json' },
+  });
+}
+
+test('namespaces: create, get, list with paging, delete', async () => {
+  let res = await api('/api/v2/namespaces/ns-one', { method: 'PUT' });
+  assert.equal(res.status, 201);
+  assert.equal((await res.json()).name, 'ns-one');
+  res = await api('/api/v2/namespaces/ns-one', { method: 'PUT' });
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  for (const n of ['ns-two', 'ns-three']) await weir.createNamespace(n);
+
+  res = await api('/api/v2/namespaces/ns-two');
+  assert.equal(res.status, 200);
+  assert.ok(Date.parse((await res.json()).created) > 0);
+
+  const names = [];
+  let cursor = '';
+  for (let pages = 0; pages < 10; pages++) {
+    const page = await (await api(`/api/v2/namespaces?limit=1${cursor}`)).json();
+    names.push(...page.items.map((i) => i.name));
+    if (!page.next_cursor) break;
+    cursor = `&cursor=${page.next_cursor}`;
+  }
+  assert.deepEqual(names, ['ns-one', 'ns-three', 'ns-two']);
+
+  res = await api('/api/v2/namespaces/ns-three', { method: 'DELETE' });
+  assert.equal(res.status, 204);
+  await problem(await api('/api/v2/namespaces/ns-three'), 404);
+  await problem(await api('/api/v2/namespaces/ns-three', { method: 'DELETE' }), 404);
+});
+
+test('namespaces: bad names and methods are refused', async () => {
+  for (const bad of ['Upper', '-lead', 'trail-', 'has_underscore', 'a'.repeat(64), 'api', 'weir-x', '9start']) {
+    const body = await problem(await api(`/api/v2/namespaces/${bad}`, { method: 'PUT' }), 400);
+    assert.ok(body.detail.length > 0);
+  }
+  const res = await api('/api/v2/namespaces', { method: 'POST' });
+  assert.equal(res.status, 405);
+  assert.equal(res.headers.get('allow'), 'GET');
+  await res.arrayBuffer();
+  await problem(await api('/api/v2/namespaces?limit=0'), 400);
+  await problem(await api('/api/v2/nothing'), 404);
+});
+
+test('deleting a namespace removes its events', async () => {
+  await weir.createNamespace('gone');
+  assert.equal((await binary('gone', 'g1')).status, 202);
+  assert.equal((await weir.history('gone')).length, 1);
+  assert.equal((await api('/api/v2/namespaces/gone', { method: 'DELETE' })).status, 204);
+  await problem(await binary('gone', 'g2'), 404);
+  await weir.createNamespace('gone');
+  assert.equal((await weir.history('gone')).length, 0);
+});
+
+test('broadcast answers what became of each event', async () => {
+  await weir.createNamespace('bc');
+  let res = await binary('bc', 'b1');
+  assert.equal(res.status, 202);
+  const first = await res.json();
+  assert.equal(first.events.length, 1);
+  assert.equal(first.events[0].duplicate, false);
+  res = await binary('bc', 'b1');
+  const again = await res.json();
+  assert.equal(again.events[0].duplicate, true);
+  assert.equal(again.events[0].seq, first.events[0].seq);
+  const bad = await problem(await api('/api/v2/namespaces/bc/events/broadcast', {
+    method: 'POST', body: '{}', headers: { 'ce-specversion': '1.0', 'ce-source': '/x', 'ce-type': 't' },
+  }), 400);
+  assert.equal(bad.attribute, 'id');
+  res = await api('/api/v2/namespaces/bc/events/broadcast');
+  assert.equal(res.status, 405);
+  await res.arrayBuffer();
+  await problem(await binary('nope', 'x'), 404);
+});
+
+test('history filters, pages and finds single events', async () => {
+  await weir.createNamespace('hist');
+  const t0 = new Date().toISOString();
+  for (let i = 0; i < 25; i++) {
+    const type = i % 2 ? 'com.example.odd' : 'com.example.even';
+    const res = await binary('hist', `h${i}`, { type, source: `/src/${i % 3}`, body: JSON.stringify({ n: i, word: i === 7 ? 'needle' : 'hay' }) });
+    assert.equal(res.status, 202);
+  }
+  const t1 = new Date(Date.now() + 1000).toISOString();
+  const q = async (query) => {
+    const res = await api(`/api/v2/namespaces/hist/events/history?limit=1000&${query}`);
+    assert.equal(res.status, 200);
+    return (await res.json()).items.map((i) => i.event.id);
+  };
+  assert.equal((await q('')).length, 25);
+  assert.equal((await q('')).at(0), 'h24', 'newest first');
+  assert.equal((await q('type=odd')).length, 12);
+  assert.equal((await q('source=/src/1')).length, 8);
+  assert.deepEqual(await q('text=needle'), ['h7']);
+  assert.equal((await q(`from=${t0}&until=${t1}`)).length, 25);
+  assert.equal((await q(`until=${t0}`)).length, 0);
+
+  const seen = [];
+  let cursor = '';
+  for (let pages = 0; pages < 20; pages++) {
+    const page = await (await api(`/api/v2/namespaces/hist/events/history?limit=7${cursor}`)).json();
+    seen.push(...page.items.map((i) => i.event.id));
+    if (!page.next_cursor) break;
+    cursor = `&cursor=${page.next_cursor}`;
+  }
+  assert.equal(seen.length, 25);
+  assert.equal(new Set(seen).size, 25);
+});
+
+test('history of one event, with an id holding a slash', async () => {
+  await weir.createNamespace('one');
+  assert.equal((await binary('one', 'a/b/c', { source: '/first' })).status, 202);
+  assert.equal((await binary('one', 'a/b/c', { source: '/second' })).status, 202);
+  let res = await api('/api/v2/namespaces/one/events/history/a/b/c');
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).event.source, '/second');
+  res = await api('/api/v2/namespaces/one/events/history/a/b/c?source=/first');
+  assert.equal((await res.json()).event.source, '/first');
+  await problem(await api('/api/v2/namespaces/one/events/history/missing'), 404);
+  await problem(await api('/api/v2/namespaces/nowhere/events/history'), 404);
+});
+
+test('history refuses malformed parameters', async () => {
+  await weir.createNamespace('params');
+  for (const [query, attribute] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=abc', 'limit'],
+    ['cursor=xyz', 'cursor'], ['cursor=-5', 'cursor'], ['from=yesterday', 'from'], ['until=2024-13-01T00:00:00Z', 'until']]) {
+    const body = await problem(await api(`/api/v2/namespaces/params/events/history?${query}`), 400);
+    assert.equal(body.attribute, attribute, query);
+  }
+});
+
+test('health, readiness and metrics', async () => {
+  assert.equal((await api('/healthz')).status, 200);
+  assert.equal((await api('/readyz')).status, 200);
+  await weir.createNamespace('metered');
+  await binary('metered', 'm1');
+  const text = await (await api('/metrics')).text();
+  assert.match(text, /weir_events_received_total\{namespace="metered",outcome="stored"\} 1/);
+  assert.match(text, /weir_store_ready 1/);
+  assert.match(text, /# TYPE weir_ingest_latency_seconds histogram/);
+});

@@ -1,0 +1,185 @@
+// The sink against the real binary: every mode, every client, every bad input of the contract.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CloudEvent, HTTP } from 'cloudevents';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Weir, curl } from './lib/weir.mjs';
+
+const weir = new Weir();
+before(async () => {
+  await weir.start();
+  await weir.createNamespace('alpha');
+  await weir.createNamespace('beta');
+});
+after(() => weir.cleanup());
+
+async function post(path, message) {
+  return fetch(`${weir.sink}${path}`, { method: 'POST', headers: message.headers, body: message.body });
+}
+
+const storedIds = async (ns) => (await weir.history(ns)).map((item) => item.event.id);
+
+test('binary mode from the JavaScript SDK keeps every attribute and the data', async () => {
+  const ev = new CloudEvent({
+    id: 'bin-1', source: '/sdk/binary', type: 'com.example.bin', subject: 'sub', time: '2024-05-06T07:08:09.123Z',
+    datacontenttype: 'application/json', data: { n: 1, s: 'x' }, myext: 'extvalue',
+  });
+  const res = await post('/alpha', HTTP.binary(ev));
+  assert.equal(res.status, 202);
+  assert.equal(await res.text(), '');
+  const [item] = (await weir.history('alpha')).filter((i) => i.event.id === 'bin-1');
+  assert.deepEqual(item.event, {
+    specversion: '1.0', id: 'bin-1', source: '/sdk/binary', type: 'com.example.bin', subject: 'sub',
+    time: '2024-05-06T07:08:09.123Z', datacontenttype: 'application/json', myext: 'extvalue', data: { n: 1, s: 'x' },
+  });
+  assert.ok(item.seq > 0);
+});
+
+test('structured mode from the JavaScript SDK', async () => {
+  const ev = new CloudEvent({ id: 'str-1', source: '/sdk/structured', type: 'com.example.str', data: 'plain text', datacontenttype: 'text/plain' });
+  const res = await post('/alpha', HTTP.structured(ev));
+  assert.equal(res.status, 202);
+  const [item] = (await weir.history('alpha')).filter((i) => i.event.id === 'str-1');
+  assert.equal(item.event.data, 'plain text');
+  assert.equal(item.event.type, 'com.example.str');
+});
+
+test('binary data is kept byte for byte', async () => {
+  const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13, 0x80]);
+  const res = await fetch(`${weir.sink}/alpha`, {
+    method: 'POST', body: bytes,
+    headers: { 'ce-specversion': '1.0', 'ce-id': 'bytes-1', 'ce-source': '/bytes', 'ce-type': 't', 'content-type': 'application/octet-stream' },
+  });
+  assert.equal(res.status, 202);
+  const [item] = (await weir.history('alpha')).filter((i) => i.event.id === 'bytes-1');
+  assert.deepEqual(Buffer.from(item.event.data_base64, 'base64'), bytes);
+});
+
+test('JSON data keeps its exact text', async () => {
+  const body = '{"big":12345678901234567890,"f":1.50,"e":1e3}';
+  const res = await fetch(`${weir.sink}/alpha`, {
+    method: 'POST', body,
+    headers: { 'ce-specversion': '1.0', 'ce-id': 'json-1', 'ce-source': '/json', 'ce-type': 't', 'content-type': 'application/json' },
+  });
+  assert.equal(res.status, 202);
+  const page = await (await fetch(`${weir.api}/api/v2/namespaces/alpha/events/history/json-1`)).text();
+  assert.ok(page.includes(`"data":${body}`), page);
+});
+
+test('batched mode with curl stores each event', async () => {
+  const batch = JSON.stringify([
+    { specversion: '1.0', id: 'batch-1', source: '/curl', type: 'com.example.batch', data: { i: 1 } },
+    { specversion: '1.0', id: 'batch-2', source: '/curl', type: 'com.example.batch', data_base64: 'AAEC' },
+  ]);
+  const res = await curl(['-X', 'POST', `${weir.sink}/beta`, '-H', 'content-type: application/cloudevents-batch+json', '--data-binary', batch]);
+  assert.equal(res.status, 202);
+  const ids = await storedIds('beta');
+  assert.ok(ids.includes('batch-1') && ids.includes('batch-2'));
+});
+
+test('percent-encoded and raw header values are decoded once', async () => {
+  const send = (id, subject) => curl(['-X', 'POST', `${weir.sink}/beta`, '-H', 'ce-specversion: 1.0', '-H', `ce-id: ${id}`,
+    '-H', 'ce-source: /curl', '-H', 'ce-type: t', '-H', `ce-subject: ${subject}`, '--data-binary', 'x', '-H', 'content-type: text/plain']);
+  assert.equal((await send('pct-1', '100%25%20caf%C3%A9')).status, 202);
+  assert.equal((await send('pct-2', '100% café')).status, 202);
+  assert.equal((await send('pct-3', '%2541')).status, 202);
+  const items = await weir.history('beta');
+  const subject = (id) => items.find((i) => i.event.id === id).event.subject;
+  assert.equal(subject('pct-1'), '100% café');
+  assert.equal(subject('pct-2'), '100% café');
+  assert.equal(subject('pct-3'), '%41');
+});
+
+test('specversion 0.3 is accepted', async () => {
+  const res = await curl(['-X', 'POST', `${weir.sink}/beta`, '-H', 'ce-specversion: 0.3', '-H', 'ce-id: v03-1',
+    '-H', 'ce-source: /old', '-H', 'ce-type: t', '-H', 'ce-schemaurl: /schema', '--data-binary', 'hello', '-H', 'content-type: text/plain']);
+  assert.equal(res.status, 202);
+  const item = (await weir.history('beta')).find((i) => i.event.id === 'v03-1');
+  assert.equal(item.event.specversion, '0.3');
+  assert.equal(item.event.schemaurl, '/schema');
+  assert.equal(item.event.data, 'hello');
+});
+
+test('POST / stores the event in every namespace', async () => {
+  const ev = new CloudEvent({ id: 'all-1', source: '/everyone', type: 't', data: { x: 1 } });
+  assert.equal((await post('/', HTTP.binary(ev))).status, 202);
+  assert.ok((await storedIds('alpha')).includes('all-1'));
+  assert.ok((await storedIds('beta')).includes('all-1'));
+});
+
+test('a duplicate is acknowledged and stored once', async () => {
+  const ev = new CloudEvent({ id: 'dup-1', source: '/dup', type: 't', data: 'a' });
+  assert.equal((await post('/alpha', HTTP.binary(ev))).status, 202);
+  assert.equal((await post('/alpha', HTTP.binary(ev))).status, 202);
+  assert.equal((await storedIds('alpha')).filter((id) => id === 'dup-1').length, 1);
+});
+
+test('OPTIONS answers the webhook handshake', async () => {
+  const res = await fetch(`${weir.sink}/alpha`, { method: 'OPTIONS', headers: { 'WebHook-Request-Origin': 'eventemitter.example.com' } });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
+  assert.equal(res.headers.get('webhook-allowed-origin'), 'eventemitter.example.com');
+});
+
+const good = { 'ce-specversion': '1.0', 'ce-id': 'bad-x', 'ce-source': '/bad', 'ce-type': 't' };
+const badCases = [
+  { name: 'missing id', path: '/alpha', headers: { ...good, 'ce-id': undefined }, status: 400, attribute: 'id' },
+  { name: 'missing source', path: '/alpha', headers: { ...good, 'ce-source': undefined }, status: 400, attribute: 'source' },
+  { name: 'missing type', path: '/alpha', headers: { ...good, 'ce-type': undefined }, status: 400, attribute: 'type' },
+  { name: 'missing specversion', path: '/alpha', headers: { ...good, 'ce-specversion': undefined }, status: 400, attribute: 'specversion' },
+  { name: 'unknown specversion', path: '/alpha', headers: { ...good, 'ce-specversion': '2.0' }, status: 400, attribute: 'specversion' },
+  { name: 'empty id', path: '/alpha', headers: { ...good, 'ce-id': '' }, status: 400, attribute: 'id' },
+  { name: 'bad time', path: '/alpha', headers: { ...good, 'ce-time': 'yesterday' }, status: 400, attribute: 'time' },
+  { name: 'invalid UTF-8 in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': '%FF%FE' }, status: 400, attribute: 'subject' },
+  { name: 'bad JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+json' }, body: '{"specversion":', status: 400 },
+  { name: 'invalid UTF-8 in JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+json' },
+    body: Buffer.concat([Buffer.from('{"specversion":"1.0","id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","source":"/s","type":"t"}')]), status: 400 },
+  { name: 'nesting too deep', path: '/alpha', headers: { 'content-type': 'application/cloudevents+json' },
+    body: `{"specversion":"1.0","id":"deep","source":"/s","type":"t","data":${'['.repeat(100)}${']'.repeat(100)}}`, status: 400 },
+  { name: 'a batch that is not an array', path: '/alpha', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: '{}', status: 400 },
+  { name: 'unknown namespace', path: '/nowhere', headers: good, status: 404 },
+  { name: 'a path too deep', path: '/alpha/more', headers: good, status: 404 },
+  { name: 'a format other than JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+avro' }, body: 'xx', status: 415 },
+];
+
+for (const c of badCases) {
+  test(`bad input: ${c.name} is answered ${c.status} and stores nothing`, async () => {
+    const before = (await weir.history('alpha')).length;
+    const headers = Object.fromEntries(Object.entries(c.headers).filter(([, v]) => v !== undefined));
+    const res = await fetch(`${weir.sink}${c.path}`, { method: 'POST', headers, body: c.body ?? 'payload' });
+    assert.equal(res.status, c.status);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    const problem = await res.json();
+    assert.equal(problem.status, c.status);
+    assert.ok(problem.detail.length > 0);
+    if (c.attribute) assert.equal(problem.attribute, c.attribute);
+    assert.equal((await weir.history('alpha')).length, before);
+  });
+}
+
+test('a method other than POST or OPTIONS is answered 405 with Allow', async () => {
+  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+    const res = await fetch(`${weir.sink}/alpha`, { method });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
+    await res.arrayBuffer();
+  }
+});
+
+test('a body over the limit is answered 413 and stores nothing', async () => {
+  const before = (await weir.history('alpha')).length;
+  const file = join(weir.dataDir, 'big.bin');
+  writeFileSync(file, 'x'.repeat(2 * 1024 * 1024));
+  const res = await curl(['-X', 'POST', `${weir.sink}/alpha`, '-H', 'ce-specversion: 1.0', '-H', 'ce-id: big',
+    '-H', 'ce-source: /big', '-H', 'ce-type: t', '--data-binary', `@${file}`]);
+  assert.equal(res.status, 413);
+  assert.equal((await weir.history('alpha')).length, before);
+});
+
+test('an unknown filter is answered 404', async () => {
+  const ev = new CloudEvent({ id: 'f-1', source: '/f', type: 't' });
+  const res = await post('/alpha?filter=nope', HTTP.binary(ev));
+  assert.equal(res.status, 404);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+});
