@@ -1,0 +1,430 @@
+/*
+ * One Duktape heap: a counting allocator that enforces the memory limit, the hooks that the
+ * generated configuration calls to enforce the time limit and the C stack budget, and the
+ * sandbox that every filter runs in.
+ *
+ * The sandbox keeps runs apart without paying for a new global environment per run (creating
+ * one copies every built-in, far more than a filter's budget of microseconds). The built-ins move
+ * from the global object to a frozen object that becomes its prototype, and every object reachable
+ * from there is frozen. Scripts still find them by name, and sloppy scripts may still create
+ * globals, which land on the global object itself; that object is then empty between runs but
+ * for three read-only values (NaN, Infinity, undefined), so checking that a run left nothing
+ * behind costs about a microsecond, and whatever it left is deleted.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "script/engine.h"
+
+/* C stack that Duktape may use below the frame that entered it; see weir_script_run. */
+#define STACK_BUDGET (512u * 1024u)
+
+/* How often the native check reads the clock: it runs at every call, so not each time. */
+#define TICKS_PER_CLOCK 64u
+
+/* However loaded the machine, a run ends within this many times its time limit of wall time. */
+#define WALL_FACTOR 10u
+
+/* Bounds the clean-up after a run, which should take microseconds. */
+#define RESET_TIMEOUT_MS 100u
+
+/* The allocator keeps each block's size in front of it, aligned for any type. */
+typedef union block_head {
+    size_t size;
+    max_align_t align;
+} block_head_t;
+
+/* Deletes what must not be reachable, moves the built-ins and freezes them; returns their home. */
+static const char sandbox_js[] =
+    "(function (g) {\n"
+    "    var O = Object, R = Reflect; /* the names stop resolving while the built-ins move */\n"
+    "    ['Duktape', 'print', 'alert', 'require', 'module', 'exports'].forEach(function (k) {\n"
+    "        delete g[k];\n"
+    "    });\n"
+    "    var b = O.create(O.getPrototypeOf(g));\n"
+    "    R.ownKeys(g).forEach(function (k) {\n"
+    "        var d = O.getOwnPropertyDescriptor(g, k);\n"
+    "        if (d.configurable) {\n"
+    "            O.defineProperty(b, k, d);\n"
+    "            delete g[k];\n"
+    "        }\n"
+    "    });\n"
+    "    O.setPrototypeOf(g, b);\n"
+    "    function freeze(o) {\n"
+    "        if ((typeof o !== 'object' && typeof o !== 'function') || o === null || o === g ||\n"
+    "            O.isFrozen(o)) {\n"
+    "            return;\n"
+    "        }\n"
+    "        O.freeze(o);\n"
+    "        R.ownKeys(o).forEach(function (k) {\n"
+    "            var d = O.getOwnPropertyDescriptor(o, k);\n"
+    "            freeze(d.value);\n"
+    "            freeze(d.get);\n"
+    "            freeze(d.set);\n"
+    "        });\n"
+    "        freeze(O.getPrototypeOf(o));\n"
+    "    }\n"
+    "    freeze(b);\n"
+    "    return b;\n"
+    "})";
+
+/*
+ * Deletes every configurable own property of the global object (only runs create those) and puts
+ * the built-ins back as its prototype. It holds the built-ins it uses from before any script ran:
+ * looked up by name, they could be globals that the run being cleaned up defined.
+ */
+static const char reset_js[] = "(function (R, O) {\n"
+                               "    return function (g, b) {\n"
+                               "        R.ownKeys(g).forEach(function (k) {\n"
+                               "            if (O.getOwnPropertyDescriptor(g, k).configurable) {\n"
+                               "                delete g[k];\n"
+                               "            }\n"
+                               "        });\n"
+                               "        if (O.getPrototypeOf(g) !== b) {\n"
+                               "            O.setPrototypeOf(g, b);\n"
+                               "        }\n"
+                               "    };\n"
+                               "})(Reflect, Object)";
+
+/* ---- bounds ----------------------------------------------------------------------------- */
+
+static void *mem_alloc(void *udata, duk_size_t size)
+{
+    engine_t *e = udata;
+    if (size > e->limit || e->used > e->limit - size) {
+        e->refused = true;
+        return NULL;
+    }
+
+    /* Not weir_malloc: running out here is the script's failure, which Duktape reports. */
+    block_head_t *h = malloc(sizeof(*h) + size);
+    if (h == NULL) {
+        e->refused = true;
+        return NULL;
+    }
+    h->size = size;
+    e->used += size;
+    return h + 1;
+}
+
+static void mem_free(void *udata, void *ptr)
+{
+    engine_t *e = udata;
+    if (ptr == NULL) {
+        return;
+    }
+    block_head_t *h = (block_head_t *)ptr - 1;
+    e->used -= h->size;
+    free(h);
+}
+
+static void *mem_realloc(void *udata, void *ptr, duk_size_t size)
+{
+    engine_t *e = udata;
+    if (ptr == NULL) {
+        return mem_alloc(udata, size);
+    }
+    if (size == 0) {
+        mem_free(udata, ptr);
+        return NULL;
+    }
+
+    block_head_t *h = (block_head_t *)ptr - 1;
+    size_t old = h->size;
+    if (size > old && (size - old > e->limit || e->used > e->limit - (size - old))) {
+        e->refused = true;
+        return NULL;
+    }
+    block_head_t *n = realloc(h, sizeof(*n) + size);
+    if (n == NULL) {
+        e->refused = true;
+        return NULL;
+    }
+    n->size = size;
+    e->used = e->used - old + size;
+    return n + 1;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The time a run is charged. A filter cannot wait for anything, so on an idle machine its wall
+ * time is its CPU time; on a loaded one wall time would also charge it for the time other threads
+ * had the CPU, and time good filters out when weir is busiest. So the first half of the limit is
+ * wall time, and from there on the thread's CPU time counts. Reading that clock is a system call:
+ * runs that end within half their limit (nearly all) never make it.
+ */
+static bool over_time(engine_t *e, uint64_t now)
+{
+    uint64_t elapsed = now - e->start_ns;
+    uint64_t half = e->budget_ns / 2;
+    if (elapsed < half) {
+        return false;
+    }
+    if (elapsed >= WALL_FACTOR * e->budget_ns) {
+        return true;
+    }
+    if (!e->cpu_started) {
+        e->cpu_started = true;
+        e->cpu_base_ns = thread_cpu_ns();
+        return false;
+    }
+    return half + (thread_cpu_ns() - e->cpu_base_ns) >= e->budget_ns;
+}
+
+/* Called by the interrupt counter every few hundred thousand bytecode instructions. */
+int weir_script_timeout_check(void *udata)
+{
+    engine_t *e = udata;
+    if (!e->timed_out && e->budget_ns != 0 && over_time(e, weir_mono_ns())) {
+        e->timed_out = true;
+    }
+
+    /* Once true it must stay true until the run is over, so that no catch can swallow it. */
+    return e->timed_out;
+}
+
+/* Called at every call, compiler and regexp recursion, JSON nesting: where no bytecode runs. */
+int weir_script_native_check(void *udata)
+{
+    engine_t *e = udata;
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (e->stack_base != 0 && here < e->stack_base && e->stack_base - here > STACK_BUDGET) {
+        e->stack_exceeded = true;
+        return 1;
+    }
+    if (e->budget_ns != 0 && ++e->ticks % TICKS_PER_CLOCK == 0) {
+        return weir_script_timeout_check(e);
+    }
+    return e->timed_out;
+}
+
+/* Every protected entry point is a safe call, so this is a bug in weir or in Duktape. */
+static void on_fatal(void *udata, const char *msg)
+{
+    weir_error("script", "duktape fatal error: %s", msg != NULL ? msg : "(none)");
+    abort();
+}
+
+void weir_script__engine_arm(engine_t *e, uint32_t timeout_ms, size_t limit, uintptr_t base)
+{
+    e->limit = limit;
+    e->refused = false;
+    e->timed_out = false;
+    e->stack_exceeded = false;
+    e->ticks = 0;
+    e->stack_base = base;
+    e->cpu_started = false;
+    e->start_ns = weir_mono_ns();
+    e->budget_ns = (uint64_t)timeout_ms * 1000000u;
+}
+
+void weir_script__engine_disarm(engine_t *e)
+{
+    e->budget_ns = 0;
+    e->stack_base = 0;
+    e->run = NULL;
+}
+
+engine_t *weir_script__engine_of(duk_context *ctx)
+{
+    duk_memory_functions funcs;
+    duk_get_memory_functions(ctx, &funcs);
+    return funcs.udata;
+}
+
+/* ---- the sandbox ------------------------------------------------------------------------ */
+
+static duk_size_t count_globals(duk_context *ctx)
+{
+    duk_size_t n = 0;
+    duk_push_global_object(ctx);
+    duk_enum(ctx, -1,
+             DUK_ENUM_OWN_PROPERTIES_ONLY | DUK_ENUM_INCLUDE_NONENUMERABLE |
+                 DUK_ENUM_INCLUDE_SYMBOLS);
+    while (duk_next(ctx, -1, 0)) {
+        duk_pop(ctx);
+        n++;
+    }
+    duk_pop_2(ctx);
+    return n;
+}
+
+/* A native function, frozen (it outlives runs), stored in the stash under name. */
+static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn, duk_idx_t nargs)
+{
+    duk_push_heap_stash(ctx);
+    duk_push_c_function(ctx, fn, nargs);
+    duk_freeze(ctx, -1);
+    void *ptr = duk_get_heapptr(ctx, -1);
+    duk_put_prop_string(ctx, -2, name);
+    duk_pop(ctx);
+    return ptr;
+}
+
+static void stash_js(duk_context *ctx, const char *name, const char *src)
+{
+    duk_push_heap_stash(ctx);
+    duk_eval_string(ctx, src);
+    duk_put_prop_string(ctx, -2, name);
+    duk_pop(ctx);
+}
+
+static duk_ret_t setup(duk_context *ctx, void *udata)
+{
+    engine_t *e = udata;
+    duk_push_c_function(ctx, weir_script__nslog, DUK_VARARGS);
+    duk_put_global_string(ctx, "nslog");
+
+    duk_eval_string(ctx, sandbox_js);
+    duk_push_global_object(ctx);
+    duk_call(ctx, 1);
+    e->builtins = duk_get_heapptr(ctx, -1);
+    duk_get_prop_string(ctx, -1, "Object");
+    duk_get_prop_string(ctx, -1, "isExtensible");
+    e->is_extensible = duk_get_heapptr(ctx, -1);
+    duk_pop_3(ctx);
+
+    static const char *const gone[] = {"Duktape", "print", "alert", "require"};
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        if (duk_get_global_string(ctx, gone[i]) || !duk_is_undefined(ctx, -1)) {
+            return duk_error(ctx, DUK_ERR_ERROR, "global %s survived the sandbox", gone[i]);
+        }
+        duk_pop(ctx);
+    }
+
+    e->getter = stash_native(ctx, "get", weir_script__data_get, 0);
+    e->setter = stash_native(ctx, "set", weir_script__data_set, 1);
+    stash_js(ctx, "reset", reset_js);
+    duk_push_heap_stash(ctx);
+    duk_push_array(ctx);
+    duk_put_prop_string(ctx, -2, "fns");
+    duk_pop(ctx);
+    e->nglobals = count_globals(ctx);
+    return 0;
+}
+
+engine_t *weir_script__engine_new(size_t limit, bool sandbox)
+{
+    engine_t *e = weir_calloc(1, sizeof(*e));
+    e->limit = limit;
+    e->ctx = duk_create_heap(mem_alloc, mem_realloc, mem_free, e, on_fatal);
+    if (e->ctx == NULL) {
+        weir_free(e);
+        return NULL;
+    }
+    if (sandbox && duk_safe_call(e->ctx, setup, e, 0, 1) != DUK_EXEC_SUCCESS) {
+        weir_error("script", "cannot set up a filter heap: %s", duk_safe_to_string(e->ctx, -1));
+        weir_script__engine_free(e);
+        return NULL;
+    }
+    if (sandbox) {
+        duk_pop(e->ctx);
+    }
+    return e;
+}
+
+void weir_script__engine_free(engine_t *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    duk_destroy_heap(e->ctx);
+    weir_free(e);
+}
+
+/* [ ... global ] -> [ ... global ]: whether the global object is as the sandbox left it. */
+static bool globals_clean(duk_context *ctx, engine_t *e)
+{
+    duk_get_prototype(ctx, -1);
+    bool same_proto = duk_get_heapptr(ctx, -1) == e->builtins;
+    duk_pop(ctx);
+    if (!same_proto || count_globals(ctx) != e->nglobals) {
+        return false;
+    }
+
+    /* A global object made non-extensible would refuse the next run's globals. */
+    duk_push_heapptr(ctx, e->is_extensible);
+    duk_dup(ctx, -2);
+    duk_call(ctx, 1);
+    bool extensible = duk_get_boolean(ctx, -1);
+    duk_pop(ctx);
+    return extensible;
+}
+
+static duk_ret_t reset_body(duk_context *ctx, void *udata)
+{
+    engine_t *e = udata;
+    duk_push_global_object(ctx);
+    duk_del_prop_string(ctx, -1, "event");
+    if (globals_clean(ctx, e)) {
+        return 0;
+    }
+
+    duk_push_heap_stash(ctx);
+    duk_get_prop_string(ctx, -1, "reset");
+    duk_dup(ctx, -3);
+    duk_push_heapptr(ctx, e->builtins);
+    duk_call(ctx, 2);
+    duk_pop_2(ctx);
+    duk_push_boolean(ctx, globals_clean(ctx, e));
+    return 1;
+}
+
+bool weir_script__engine_reset(engine_t *e)
+{
+    weir_script__engine_arm(e, RESET_TIMEOUT_MS, e->limit, (uintptr_t)__builtin_frame_address(0));
+    duk_int_t rc = duk_safe_call(e->ctx, reset_body, e, 0, 1);
+    bool ok =
+        rc == DUK_EXEC_SUCCESS && (duk_is_undefined(e->ctx, -1) || duk_get_boolean(e->ctx, -1));
+    duk_pop(e->ctx);
+    ok = ok && !e->timed_out && !e->refused;
+    weir_script__engine_disarm(e);
+    return ok;
+}
+
+/* ---- compiled functions ----------------------------------------------------------------- */
+
+static void load_function(engine_t *e, const weir_script_t *script, unsigned slot)
+{
+    duk_context *ctx = e->ctx;
+    void *buf = duk_push_fixed_buffer(ctx, script->len);
+    memcpy(buf, script->bytecode, script->len);
+    duk_load_function(ctx);
+
+    /* The function object and its prototype outlive the run: nothing may be written to them. */
+    duk_freeze(ctx, -1);
+    if (duk_get_prop_string(ctx, -1, "prototype")) {
+        duk_freeze(ctx, -1);
+    }
+    duk_pop(ctx);
+
+    duk_push_heap_stash(ctx);
+    duk_get_prop_string(ctx, -1, "fns");
+    duk_dup(ctx, -3);
+    duk_put_prop_index(ctx, -2, slot);
+    duk_pop_2(ctx);
+    e->slot_fn[slot] = duk_get_heapptr(ctx, -1);
+    e->slot_id[slot] = script->id;
+}
+
+void weir_script__engine_push_function(engine_t *e, const weir_script_t *script)
+{
+    for (unsigned i = 0; i < ENGINE_CACHE_SLOTS; i++) {
+        if (e->slot_id[i] == script->id) {
+            duk_push_heapptr(e->ctx, e->slot_fn[i]);
+            return;
+        }
+    }
+
+    /* Round robin: a pool serves few filters at a time, and reloading one is cheap. */
+    unsigned slot = e->next_slot++ % ENGINE_CACHE_SLOTS;
+    e->slot_id[slot] = 0;
+    load_function(e, script, slot);
+}

@@ -1,0 +1,325 @@
+/*
+ * The bounds and the sandbox: each hostile script gets its error, and the next run works and
+ * sees nothing that an earlier run left behind.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+
+static int setup(void **state)
+{
+    weir_script_limits_t limits = {.timeout_ms = 50, .mem_bytes = 8u << 20, .max_idle = 2};
+    *state = weir_script_pool_new(&limits);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    weir_script_pool_free(*state);
+    return 0;
+}
+
+/* Runs src, expects WEIR_ESCRIPT with a message starting with want, then a working pool. */
+static void expect_error(weir_script_pool_t *pool, const char *src, const char *want)
+{
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    uint64_t start = weir_mono_ns();
+    int rc = fx_run(pool, src, in, &out, NULL, &err);
+    uint64_t ms = (weir_mono_ns() - start) / 1000000u;
+    if (rc != WEIR_ESCRIPT || strncmp(err.msg, want, strlen(want)) != 0) {
+        fail_msg("%s: rc %d, \"%s\", wanted \"%s\"", src, rc, err.msg, want);
+    }
+    assert_null(out);
+    /* Every bound holds well within a second, whatever the machine (sanitizers included). */
+    assert_true(ms < 1000);
+    assert_true(weir_utf8_valid(err.msg, strlen(err.msg)));
+    weir_ce_free(in);
+    fx_still_works(pool);
+}
+
+static void endless_loop_times_out(void **state)
+{
+    expect_error(*state, "while (true) {}", "filter timed out after 50 ms");
+    expect_error(*state, "for (;;) { try { for (;;) {} } catch (e) {} finally { continue; } }",
+                 "filter timed out after 50 ms");
+    expect_error(*state, "function f() { try { f(); } catch (e) { f(); } } f();",
+                 "filter timed out after 50 ms");
+}
+
+static void slow_natives_time_out(void **state)
+{
+    /* Catastrophic backtracking runs in the regexp matcher, where no bytecode runs. */
+    expect_error(*state, "return /^(a+)+$/.test('a'.repeat(40) + 'b') ? null : null;",
+                 "filter timed out after 50 ms");
+    expect_error(*state,
+                 "var a = []; for (var i = 0; i < 1e6; i++) a.push(i);\n"
+                 "while (true) a.sort(function (x, y) { return y - x; });",
+                 "filter");
+}
+
+static void per_run_limits_apply(void **state)
+{
+    weir_script_t *script = fx_compile("var t = Date.now(); while (Date.now() - t < 30) {}\n"
+                                       "return event;");
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    weir_script_limits_t tight = {.timeout_ms = 10};
+    assert_int_equal(weir_script_run_limited(*state, script, in, &out, NULL, NULL, &tight, &err),
+                     WEIR_ESCRIPT);
+    assert_string_equal(err.msg, "filter timed out after 10 ms");
+    assert_int_equal(weir_script_run(*state, script, in, &out, NULL, NULL, &err), 0);
+    weir_ce_free(out);
+    weir_script_unref(script);
+
+    script = fx_compile("var s = 'x'.repeat(3 << 20); return event;");
+    weir_script_limits_t small = {.mem_bytes = 2u << 20};
+    assert_int_equal(weir_script_run_limited(*state, script, in, &out, NULL, NULL, &small, &err),
+                     WEIR_ESCRIPT);
+    assert_string_equal(err.msg, "filter exceeded its memory limit of 2 MiB");
+    assert_int_equal(weir_script_run(*state, script, in, &out, NULL, NULL, &err), 0);
+    weir_ce_free(out);
+    weir_script_unref(script);
+    weir_ce_free(in);
+}
+
+static void endless_allocation_is_bounded(void **state)
+{
+    const char *want = "filter exceeded its memory limit of 8 MiB";
+    expect_error(*state, "var a = []; while (true) a.push('x'.repeat(100000) + a.length);", want);
+    expect_error(*state, "var s = 'x'; while (true) s = s + s;", want);
+    expect_error(*state, "var o = {}; for (var i = 0; ; i++) o['k' + i] = 'y'.repeat(1e5) + i;",
+                 want);
+    /* Small allocations make garbage collection slow down as the heap fills: either bound. */
+    expect_error(*state, "var o = {}; for (var i = 0; ; i++) o['k' + i] = [i];", "filter ");
+    expect_error(*state, "return new Array(1e9).join('x') ? null : null;", "filter ");
+}
+
+static void throws_keep_their_message(void **state)
+{
+    expect_error(*state, "throw new RangeError('out of range: ' + event.type);",
+                 "filter threw at line 1: RangeError: out of range: t");
+    expect_error(*state, "throw {toString: function () { return 'custom'; }};",
+                 "filter threw: custom");
+    expect_error(*state, "throw {toString: function () { while (true) {} }};",
+                 "filter timed out after 50 ms");
+    expect_error(*state, "throw {toString: function () { throw 1; }};",
+                 "filter threw a value that cannot be shown");
+}
+
+static void returning_42_is_an_error(void **state)
+{
+    expect_error(*state, "return 42;", "filter returned a number, not an event");
+}
+
+static void no_way_out(void **state)
+{
+    expect_error(*state, "require('fs');", "filter threw at line 1: ReferenceError");
+    expect_error(*state, "Duktape.act(-1);", "filter threw at line 1: ReferenceError");
+    expect_error(*state, "print('x');", "filter threw at line 1: ReferenceError");
+    expect_error(*state, "alert('x');", "filter threw at line 1: ReferenceError");
+    expect_error(*state, "module.exports = 1;", "filter threw at line 1: ReferenceError");
+    expect_error(*state, "if (typeof process === 'undefined') throw new Error('sealed');",
+                 "filter threw at line 1: Error: sealed");
+    expect_error(*state,
+                 "var g = Function('return this')();\n"
+                 "if (!g.Duktape && typeof g.nslog === 'function') throw new Error('clean');",
+                 "filter threw at line 2: Error: clean");
+}
+
+static void huge_eval_is_bounded(void **state)
+{
+    expect_error(*state, "eval('var x = \"' + 'a'.repeat(1 << 24) + '\";');",
+                 "filter exceeded its memory limit of 8 MiB");
+    expect_error(*state, "eval('('.repeat(100000) + '1' + ')'.repeat(100000));", "filter");
+    expect_error(*state, "eval('[' .repeat(1e5));", "filter");
+    expect_error(*state, "eval('x = 1 +' + ' 1 +'.repeat(1e6) + ' 1'); return null;", "filter");
+    expect_error(*state, "JSON.parse('['.repeat(1e5));", "filter threw");
+}
+
+static void deep_recursion_is_bounded(void **state)
+{
+    expect_error(*state, "function f(n) { return f(n + 1) + 1; } f(0);",
+                 "filter threw at line 1: RangeError");
+    /* Each of these recurses through native code, on the C stack. */
+    expect_error(*state, "function f() { return [0].map(f); } f();", "filter");
+    expect_error(*state, "var o = {get x() { return this.x; }}; o.x;", "filter");
+    expect_error(*state, "var o = {toString: function () { return '' + o; }}; '' + o;", "filter");
+    expect_error(*state,
+                 "var a = []; for (var i = 0; i < 1e5; i++) a = [a]; return JSON.stringify(a);",
+                 "filter");
+    expect_error(*state,
+                 "function f() { return new Proxy({}, {get: function () { return f().x; }}); }\n"
+                 "f().x;",
+                 "filter");
+}
+
+static void globals_do_not_survive_a_run(void **state)
+{
+    weir_script_pool_t *pool = *state;
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    const char *plant = "leaked = event.id; var g = Function('return this')(); g.other = 1;\n"
+                        "g[Symbol.for('s')] = 1; eval('var fromEval = 1');\n"
+                        "try { Object.prototype.polluted = 1; } catch (e) {}\n"
+                        "try { Array.prototype.push = null; } catch (e) {}\n"
+                        "try { JSON.parse = null; } catch (e) {}\n"
+                        "try { Math = null; } catch (e) {}\n"
+                        "try { arguments.callee.state = 1; } catch (e) {}\n"
+                        "try { nslog.state = 1; } catch (e) {}\n"
+                        "try { Object.getOwnPropertyDescriptor(event, 'data').get.state = 1; }\n"
+                        "catch (e) {}\n"
+                        "event.data.count = 99;\n"
+                        "return event;";
+    const char *check =
+        "var g = Function('return this')();\n"
+        "if (typeof leaked !== 'undefined' || g.other || g.fromEval ||\n"
+        "    g[Symbol.for('s')] || ({}).polluted || typeof [].push !== 'function' ||\n"
+        "    typeof JSON.parse !== 'function' || typeof Math !== 'object' ||\n"
+        "    arguments.callee.state || nslog.state ||\n"
+        "    Object.getOwnPropertyDescriptor(event, 'data').get.state ||\n"
+        "    event.data.count !== 1)\n"
+        "    throw new Error('state survived');\n"
+        "return event;";
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx_run(pool, plant, in, &out, NULL, &err), 0);
+        weir_ce_free(out);
+        if (fx_run(pool, check, in, &out, NULL, &err) != 0) {
+            fail_msg("%s", err.msg);
+        }
+        weir_ce_free(out);
+    }
+    weir_ce_free(in);
+}
+
+static void permanent_globals_retire_the_heap(void **state)
+{
+    weir_script_pool_t *pool = *state;
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    const char *plant = "Object.defineProperty(Function('return this')(), 'stuck',\n"
+                        "    {value: event.id, configurable: false}); return event;";
+    const char *check = "if (typeof stuck !== 'undefined') throw new Error('stuck survived');\n"
+                        "return event;";
+    assert_int_equal(fx_run(pool, plant, in, &out, NULL, &err), 0);
+    weir_ce_free(out);
+    if (fx_run(pool, check, in, &out, NULL, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    weir_ce_free(out);
+
+    const char *redefine = "Object.defineProperty(Function('return this')(), 'event',\n"
+                           "    {value: 1, configurable: false}); return null;";
+    assert_int_equal(fx_run(pool, redefine, in, &out, NULL, &err), 0);
+    fx_still_works(pool);
+    weir_ce_free(in);
+}
+
+/* Each plants something on the global object itself; the check must find it gone. */
+static void global_object_tricks_are_undone(void **state)
+{
+    weir_script_pool_t *pool = *state;
+    const char *plants[] = {
+        "Object.setPrototypeOf(Function('return this')(), {planted: 1});",
+        "Function('return this')().__proto__ = {planted: 1};",
+        "Object.preventExtensions(Function('return this')());",
+        "Object.freeze(Function('return this')());",
+        "var g = Function('return this')(); g.planted = 1;\n"
+        "g.Reflect = {ownKeys: function () { while (true) {} }}; g.Object = null;",
+        "Object.defineProperty(Function('return this')(), Symbol(), {value: 1});\n"
+        "Object.defineProperty(Function('return this')(), 'planted', {get: function () {\n"
+        "    while (true) {} }, configurable: true});",
+    };
+    const char *check = "if (typeof planted !== 'undefined') throw new Error('planted');\n"
+                        "if (Object.getOwnPropertySymbols(Function('return this')()).length)\n"
+                        "    throw new Error('symbol');\n"
+                        "fresh = 1; if (fresh !== 1 || typeof Reflect.ownKeys !== 'function')\n"
+                        "    throw new Error('not extensible');\n"
+                        "return event;";
+    weir_event_t *in = fx_typed("t");
+    for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++) {
+        weir_event_t *out = NULL;
+        weir_err_t err;
+        if (fx_run(pool, plants[i], in, &out, NULL, &err) != 0) {
+            fail_msg("%s: %s", plants[i], err.msg);
+        }
+        if (fx_run(pool, check, in, &out, NULL, &err) != 0) {
+            fail_msg("after %s: %s", plants[i], err.msg);
+        }
+        weir_ce_free(out);
+    }
+    weir_ce_free(in);
+}
+
+typedef struct worker {
+    weir_script_pool_t *pool;
+    weir_script_t *script;
+    int failures;
+} worker_t;
+
+static void *work(void *arg)
+{
+    worker_t *w = arg;
+    weir_event_t *in = fx_typed("t");
+    for (int i = 0; i < 200; i++) {
+        weir_event_t *out = NULL;
+        weir_err_t err;
+        if (weir_script_run(w->pool, w->script, in, &out, NULL, NULL, &err) != 0 ||
+            strcmp(weir_ce_get(out, "n"), "1") != 0) {
+            w->failures++;
+        }
+        weir_ce_free(out);
+    }
+    weir_ce_free(in);
+    return NULL;
+}
+
+static void threads_share_a_pool(void **state)
+{
+    weir_script_t *script = fx_compile("if (typeof n !== 'undefined') throw new Error('shared');\n"
+                                       "n = 1; event.n = n; return event;");
+    worker_t w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker_t){*state, script, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    weir_script_unref(script);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(endless_loop_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(slow_natives_time_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(per_run_limits_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(endless_allocation_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(throws_keep_their_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(returning_42_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_way_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_eval_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(deep_recursion_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(globals_do_not_survive_a_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(permanent_globals_retire_the_heap, setup, teardown),
+        cmocka_unit_test_setup_teardown(global_object_tricks_are_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(threads_share_a_pool, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
