@@ -11,20 +11,6 @@
 #define STRUCTURED_PREFIX "application/cloudevents"
 #define BATCH_PREFIX      "application/cloudevents-batch"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* ---- percent-encoding ------------------------------------------------------------------ */
 
 int weir_ce_percent_decode(const char *in, char **out, weir_err_t *err)
@@ -33,8 +19,8 @@ int weir_ce_percent_decode(const char *in, char **out, weir_err_t *err)
     weir_buf_reserve(&b, strlen(in));
     weir_buf_append(&b, "", 0); /* terminated even when in is empty */
     for (size_t i = 0; in[i];) {
-        int hi = in[i] == '%' ? hex_value(in[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+        int hi = in[i] == '%' ? weir_hex_value(in[i + 1]) : -1;
+        int lo = hi >= 0 ? weir_hex_value(in[i + 2]) : -1;
         if (lo >= 0) {
             weir_buf_putc(&b, (char)(hi * 16 + lo));
             i += 3;

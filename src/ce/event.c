@@ -39,25 +39,15 @@ weir_event_t *weir_ce_clone(const weir_event_t *ev)
     return copy;
 }
 
-/* Index of name, or of where it would be inserted (with *found false). Binary search. */
+static int attr_cmp(const void *name, const void *attr)
+{
+    return strcmp(name, ((const weir_ce_attr_t *)attr)->name);
+}
+
+/* Index of name, or of where it would be inserted (with *found false). */
 static size_t find(const weir_event_t *ev, const char *name, bool *found)
 {
-    size_t lo = 0, hi = ev->nattrs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(ev->attrs[mid].name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return weir_bsearch_at(name, ev->attrs, ev->nattrs, sizeof(weir_ce_attr_t), attr_cmp, found);
 }
 
 const weir_ce_attr_t *weir_ce_attr(const weir_event_t *ev, const char *name)

@@ -31,20 +31,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Reads four hex digits at p (bounded by end); -1 when they are not there. */
 static long hex4(const char *p, const char *end)
 {
@@ -53,7 +39,7 @@ static long hex4(const char *p, const char *end)
     }
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hex_value(p[i]);
+        int h = weir_hex_value(p[i]);
         if (h < 0) {
             return -1;
         }

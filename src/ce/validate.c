@@ -3,11 +3,6 @@
 
 #include "ce/ce.h"
 
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* True when s uses only the characters RFC 3986 allows in a URI reference, escapes well formed. */
 static bool uri_ref_chars(const char *s)
 {
@@ -15,7 +10,7 @@ static bool uri_ref_chars(const char *s)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '%') {
-            if (!is_hex(s[1]) || !is_hex(s[2])) {
+            if (weir_hex_value(s[1]) < 0 || weir_hex_value(s[2]) < 0) {
                 return false;
             }
             s += 2;

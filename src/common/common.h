@@ -196,6 +196,16 @@ int weir_base64_decode(const char *s, size_t n, unsigned char **out, size_t *out
  */
 bool weir_glob_match(const char *pattern, const char *s);
 
+/*
+ * Binary search in a sorted array of n elements of size bytes: the index of the element that
+ * cmp(key, element) finds equal (*found set), or of where key would be inserted (*found clear).
+ */
+size_t weir_bsearch_at(const void *key, const void *base, size_t n, size_t size,
+                       int (*cmp)(const void *key, const void *element), bool *found);
+
+/* The value of a hexadecimal digit, or -1. */
+int weir_hex_value(char c);
+
 /* Case-insensitive ASCII comparisons. */
 int weir_strcasecmp(const char *a, const char *b);
 bool weir_has_prefix_ci(const char *s, const char *prefix);

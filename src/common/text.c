@@ -74,3 +74,38 @@ bool weir_has_prefix_ci(const char *s, const char *prefix)
     }
     return true;
 }
+
+size_t weir_bsearch_at(const void *key, const void *base, size_t n, size_t size,
+                       int (*cmp)(const void *key, const void *element), bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp(key, (const char *)base + mid * size);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c > 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+int weir_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
