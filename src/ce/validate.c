@@ -90,6 +90,17 @@ static int check_string(const weir_ce_attr_t *a, weir_err_t *err)
     return 0;
 }
 
+/* The spec's String type excludes the control characters U+0000-U+001F and U+007F-U+009F. */
+static bool has_control(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F || (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The checks for the optional attributes whose form the spec fixes. */
 static int check_known(const weir_ce_attr_t *a, bool v03, weir_err_t *err)
 {
@@ -143,6 +154,10 @@ int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
         return weir_err_set(err, WEIR_EINVAL, "", "more than %d attributes", WEIR_CE_ATTRS_MAX);
     }
     for (size_t i = 0; i < ev->nattrs; i++) {
+        if (has_control(ev->attrs[i].value)) {
+            return weir_err_set(err, WEIR_EINVAL, ev->attrs[i].name,
+                                "must not contain control characters");
+        }
         if ((rc = check_known(&ev->attrs[i], v03, err)) != 0) {
             return rc;
         }

@@ -132,6 +132,7 @@ const badCases = [
   { name: 'empty id', path: '/alpha', headers: { ...good, 'ce-id': '' }, status: 400, attribute: 'id' },
   { name: 'bad time', path: '/alpha', headers: { ...good, 'ce-time': 'yesterday' }, status: 400, attribute: 'time' },
   { name: 'invalid UTF-8 in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': '%FF%FE' }, status: 400, attribute: 'subject' },
+  { name: 'a control character in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': 'a%0Ab' }, status: 400, attribute: 'subject' },
   { name: 'bad JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+json' }, body: '{"specversion":', status: 400 },
   { name: 'invalid UTF-8 in JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+json' },
     body: Buffer.concat([Buffer.from('{"specversion":"1.0","id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","source":"/s","type":"t"}')]), status: 400 },

@@ -157,6 +157,20 @@ static void test_binary_errors(void **state)
                                     {"CE-ID", "2"}};
     binary_fails(dup, NHEADERS(dup), "id");
 
+    /* A control character, decoded from %0A or sent raw, is not a String value. */
+    const weir_ce_header_t ctl[] = {{"ce-specversion", "1.0"},
+                                    {"ce-id", "1"},
+                                    {"ce-source", "/s"},
+                                    {"ce-type", "t"},
+                                    {"ce-subject", "a%0Ab"}};
+    binary_fails(ctl, NHEADERS(ctl), "subject");
+    const weir_ce_header_t del[] = {{"ce-specversion", "1.0"},
+                                    {"ce-id", "1"},
+                                    {"ce-source", "/s"},
+                                    {"ce-type", "t"},
+                                    {"ce-myext", "a\x7F"}};
+    binary_fails(del, NHEADERS(del), "myext");
+
     const weir_ce_header_t bad_utf8[] = {{"ce-specversion", "1.0"},
                                          {"ce-id", "1"},
                                          {"ce-source", "/s"},
@@ -252,14 +266,14 @@ static void test_binary_encode(void **state)
 {
     weir_event_t *ev = ce_decode_ok(
         "{\"specversion\":\"1.0\",\"id\":\"a b\",\"source\":\"/s\",\"type\":\"t\",\"n\":5,"
-        "\"subject\":\"100% caf\xC3\xA9 \\\"x\\\"\\n\",\"datacontenttype\":\"text/plain\","
+        "\"subject\":\"100% caf\xC3\xA9 \\\"x\\\"\xC3\xBF\",\"datacontenttype\":\"text/plain\","
         "\"data\":\"hello\"}");
     collected_t c = {0};
     weir_ce_encode_binary(ev, collect, &c);
     assert_int_equal(c.n, 7);
     assert_string_equal(collected_get(&c, "ce-id"), "a%20b");
     assert_string_equal(collected_get(&c, "ce-n"), "5");
-    assert_string_equal(collected_get(&c, "ce-subject"), "100%25%20caf%C3%A9%20%22x%22%0A");
+    assert_string_equal(collected_get(&c, "ce-subject"), "100%25%20caf%C3%A9%20%22x%22%C3%BF");
     assert_string_equal(collected_get(&c, "Content-Type"), "text/plain");
     assert_null(collected_get(&c, "ce-datacontenttype"));
 

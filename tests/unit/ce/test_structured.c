@@ -147,6 +147,8 @@ static void test_data_base64(void **state)
     weir_ce_free(ev);
 
     ce_decode_fails("{" HEAD10 ",\"data_base64\":\"AP8\"}", WEIR_EINVAL, "data_base64");
+    ce_decode_fails("{" HEAD10 ",\"subject\":\"a\\u0001b\"}", WEIR_EINVAL, "subject");
+    ce_decode_fails("{" HEAD10 ",\"subject\":\"a\xC2\x85\"}", WEIR_EINVAL, "subject");
     ce_decode_fails("{" HEAD10 ",\"data_base64\":\"A P8=\"}", WEIR_EINVAL, "data_base64");
     ce_decode_fails("{" HEAD10 ",\"data_base64\":12}", WEIR_EINVAL, "data_base64");
     ce_decode_fails("{" HEAD10 ",\"data\":1,\"data_base64\":\"AA==\"}", WEIR_EINVAL, "data");
