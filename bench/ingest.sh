@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Durable ingest against a do-nothing libmicrohttpd server, in the same run: wrk loads each with
 # binary-mode events (300-byte bodies, 64 connections) for DURATION seconds, then this prints
-# both rates, their ratio, weir's p99 latency and its peak resident memory.
+# both rates, their ratio, weir's p99 latency and its peak resident memory. A third run sends
+# the same load through an attribute-only JavaScript filter (?filter=) and prints what it costs.
 #
 # Usage: bench/ingest.sh [DURATION] (default 15). Needs a built tree (build/) and wrk.
 set -euo pipefail
@@ -34,6 +35,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 curl -sf -X PUT "127.0.0.1:$port_api/api/v2/namespaces/bench" >/dev/null
+curl -sf -X PUT "127.0.0.1:$port_api/api/v2/namespaces/bench/filters/attrs" \
+    --data-binary 'if (event.type.indexOf("bench") < 0) { return null; } return event;' >/dev/null
 
 run() { # url -> wrk output
     wrk -t "$threads" -c "$conns" -d "${duration}s" --latency -s bench/binary_event.lua "$1"
@@ -43,6 +46,7 @@ p99() { awk '$1 == "99%" {print $2}'; }
 
 run "http://127.0.0.1:$port_null/" >"$work/null.txt"
 run "http://127.0.0.1:$port_sink/bench" >"$work/weir.txt"
+run "http://127.0.0.1:$port_sink/bench?filter=attrs" >"$work/filter.txt"
 
 null_rate=$(rate <"$work/null.txt")
 weir_rate=$(rate <"$work/weir.txt")
@@ -55,3 +59,6 @@ echo "weir serve:        ${weir_rate} req/s (${stored} events stored, non-2xx: $
 echo "ratio:             $(awk -v a="$weir_rate" -v b="$null_rate" 'BEGIN {printf "%.2f", a / b}')"
 echo "weir p99 latency:  $(p99 <"$work/weir.txt")"
 echo "weir peak RSS:     $((rss_kib / 1024)) MiB"
+filter_rate=$(rate <"$work/filter.txt")
+echo "with a filter:     ${filter_rate} req/s, p99 $(p99 <"$work/filter.txt")" \
+    "(ratio to no filter: $(awk -v a="$filter_rate" -v b="$weir_rate" 'BEGIN {printf "%.2f", a / b}'))"

@@ -61,6 +61,10 @@ void weir_ce_free(weir_event_t *ev);
 /* A deep copy. */
 weir_event_t *weir_ce_clone(const weir_event_t *ev);
 
+/* True when name is a valid attribute name: 1 to WEIR_CE_NAME_MAX lower-case letters and
+ * digits. */
+bool weir_ce_name_valid(const char *name);
+
 /* The attribute named name, or NULL. */
 const weir_ce_attr_t *weir_ce_attr(const weir_event_t *ev, const char *name);
 /* The value of the attribute named name, or NULL. */

@@ -63,7 +63,7 @@ const char *weir_ce_get(const weir_event_t *ev, const char *name)
     return a ? a->value : NULL;
 }
 
-static bool name_valid(const char *name)
+bool weir_ce_name_valid(const char *name)
 {
     size_t n = 0;
     for (; name[n]; n++) {
@@ -107,7 +107,7 @@ static int value_valid(const char *name, const char *value, weir_ce_type_t type,
 int weir_ce_set(weir_event_t *ev, const char *name, const char *value, weir_ce_type_t type,
                 weir_err_t *err)
 {
-    if (!name_valid(name)) {
+    if (!weir_ce_name_valid(name)) {
         return weir_err_set(err, WEIR_EINVAL, "",
                             "attribute names are 1 to %d lower-case letters and digits",
                             WEIR_CE_NAME_MAX);

@@ -188,17 +188,6 @@ static bool is_required(const char *name)
            strcmp(name, "source") == 0 || strcmp(name, "type") == 0;
 }
 
-static bool name_valid(const char *name)
-{
-    size_t n = 0;
-    for (; name[n]; n++) {
-        if (!((name[n] >= 'a' && name[n] <= 'z') || (name[n] >= '0' && name[n] <= '9'))) {
-            return false;
-        }
-    }
-    return n > 0 && n <= WEIR_CE_NAME_MAX;
-}
-
 static int put_scalar(weir_event_t *ev, const member_t *m, weir_err_t *err)
 {
     char num[16];
@@ -225,7 +214,7 @@ static int put_scalar(weir_event_t *ev, const member_t *m, weir_err_t *err)
 /* One context attribute; null means absent, as the JSON format says. */
 static int put_attr(weir_event_t *ev, const member_t *m, weir_err_t *err)
 {
-    if (!name_valid(m->name)) {
+    if (!weir_ce_name_valid(m->name)) {
         return weir_err_set(err, WEIR_EINVAL, printable_name(m->name),
                             "attribute names are 1 to %d lower-case letters and digits",
                             WEIR_CE_NAME_MAX);

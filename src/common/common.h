@@ -176,6 +176,21 @@ int weir_time_parse(const char *s, int64_t *us);
  */
 int weir_duration_parse(const char *s, int64_t *us);
 
+/* ---- latency histograms -------------------------------------------------------------- */
+
+#define WEIR_HISTOGRAM_BUCKETS 14 /* bounds from 250 µs to 30 s; one more bucket past them */
+
+/* Durations counted into fixed buckets, lock-free. Zero-initialised it is empty. */
+typedef struct weir_histogram {
+    _Atomic uint64_t counts[WEIR_HISTOGRAM_BUCKETS + 1];
+    _Atomic uint64_t sum_ns;
+} weir_histogram_t;
+
+void weir_histogram_observe(weir_histogram_t *h, uint64_t ns);
+/* Appends h as a Prometheus histogram named name (in seconds), with its HELP line. */
+void weir_histogram_render(weir_histogram_t *h, const char *name, const char *help,
+                           weir_buf_t *out);
+
 /* ---- ids, text ------------------------------------------------------------------------- */
 
 #define WEIR_UUID_STR 37

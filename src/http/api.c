@@ -68,6 +68,13 @@ static enum MHD_Result handle_ops(weir_req_t *req, const char *what)
     }
     weir_buf_t b = WEIR_BUF_INIT;
     weir_metrics_render(req->srv->metrics, req->srv->store, &b);
+    weir_buf_printf(&b,
+                    "# HELP weir_live_streams Open live history streams (server-sent events).\n"
+                    "# TYPE weir_live_streams gauge\nweir_live_streams %u\n",
+                    atomic_load(&req->srv->subscribers));
+    if (req->srv->deliver != NULL) {
+        weir_deliver_render_metrics(req->srv->deliver, &b);
+    }
     enum MHD_Result rc =
         weir_respond(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     weir_buf_free(&b);
@@ -76,13 +83,14 @@ static enum MHD_Result handle_ops(weir_req_t *req, const char *what)
 
 /* ---- namespaces ------------------------------------------------------------------------ */
 
-static void ns_json(weir_buf_t *b, const char *name, int64_t created_us)
+/* Appends {"name","created" without the closing brace, so that a caller may add members. */
+static void ns_json_open(weir_buf_t *b, const char *name, int64_t created_us)
 {
     char when[WEIR_TIME_STR_MAX];
     weir_time_format(created_us, when);
     weir_buf_puts(b, "{\"name\":");
     weir_buf_json_str(b, name, strlen(name));
-    weir_buf_printf(b, ",\"created\":\"%s\"}", when);
+    weir_buf_printf(b, ",\"created\":\"%s\"", when);
 }
 
 /* Reads ?limit=, within [1, LIST_LIMIT_MAX]; false when it is not a number in range. */
@@ -126,7 +134,8 @@ static enum MHD_Result list_namespaces(weir_req_t *req)
             continue;
         }
         weir_buf_puts(&b, shown++ ? "," : "");
-        ns_json(&b, list[i].name, list[i].created_us);
+        ns_json_open(&b, list[i].name, list[i].created_us);
+        weir_buf_putc(&b, '}');
         last = list[i].name;
     }
     bool more = last != NULL && strcmp(list[n - 1].name, last) > 0;
@@ -155,7 +164,13 @@ static enum MHD_Result show_namespace(weir_req_t *req, const char *name, unsigne
     for (size_t i = 0; i < n && !found; i++) {
         if (strcmp(list[i].name, name) == 0) {
             weir_buf_t b = WEIR_BUF_INIT;
-            ns_json(&b, name, list[i].created_us);
+            ns_json_open(&b, name, list[i].created_us);
+            if (weir_retention_json(req, name, &b, &err) != 0) {
+                weir_buf_free(&b);
+                weir_store_ns_free(list, n);
+                return weir_problem_err(req, &err);
+            }
+            weir_buf_putc(&b, '}');
             rc = weir_respond_json(req, status, &b);
             found = true;
         }
@@ -169,7 +184,13 @@ static enum MHD_Result put_namespace(weir_req_t *req, const char *name)
 {
     weir_err_t err = {0};
     bool created = false;
-    if (weir_store_ns_create(req->srv->store, name, &created, &err) != 0) {
+    weir_store_retention_t retention;
+    bool given = false;
+    /* The body is checked whole before anything is created. */
+    if (weir_store_ns_valid(name, &err) != 0 ||
+        weir_retention_from_body(req, &retention, &given, &err) != 0 ||
+        weir_store_ns_create(req->srv->store, name, &created, &err) != 0 ||
+        (given && weir_store_retention_set(req->srv->store, name, &retention, &err) != 0)) {
         return weir_problem_err(req, &err);
     }
     if (created) {
@@ -184,6 +205,8 @@ static enum MHD_Result delete_namespace(weir_req_t *req, const char *name)
     if (weir_store_ns_delete(req->srv->store, name, &err) != 0) {
         return weir_problem_err(req, &err);
     }
+    weir_filters_drop_ns(req->srv->filters, name);
+    weir_listeners_ns_deleted(req->srv, name);
     WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace deleted");
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
@@ -223,19 +246,53 @@ static const char *history_id(const weir_req_t *req)
     return at ? at + strlen("/events/history/") : "";
 }
 
-/* .../events/history[/...] with p->seg[5] "history". */
+/* The id of history/replay/{id}, which may hold '/'. */
+static const char *replay_id(const weir_req_t *req)
+{
+    const char *at = strstr(req->url, "/events/history/replay/");
+    return at ? at + strlen("/events/history/replay/") : "";
+}
+
+/*
+ * .../events/history[/...] with p->seg[5] "history". history/subscribe is the live stream, so
+ * GET of an event whose id is "subscribe" is not possible; POST history/replay/{id} replays,
+ * while GET of it finds an event whose id starts with "replay/".
+ */
 static enum MHD_Result route_history(weir_req_t *req, const path_t *p, const char *ns)
 {
     if (!weir_store_ns_exists(req->srv->store, ns)) {
         return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
     }
+    bool replay = p->n >= 8 && strcmp(p->seg[6], "replay") == 0;
+    if (replay && is(req, MHD_HTTP_METHOD_POST)) {
+        return weir_history_replay(req, ns, replay_id(req));
+    }
     if (!is(req, MHD_HTTP_METHOD_GET)) {
-        return not_allowed(req, "GET");
+        return not_allowed(req, replay ? "GET, POST" : "GET");
     }
     if (p->n == 6) {
         return weir_history_list(req, ns);
     }
+    if (p->n == 7 && strcmp(p->seg[6], "subscribe") == 0) {
+        return weir_stream_subscribe(req, ns);
+    }
     return weir_history_get(req, ns, history_id(req));
+}
+
+/* .../filters, .../filters/{name} and .../logs of an existing namespace. */
+static enum MHD_Result route_filters(weir_req_t *req, const path_t *p, const char *ns)
+{
+    bool logs = strcmp(p->seg[4], "logs") == 0;
+    if (p->n > (logs ? 5 : 6)) {
+        return not_found(req);
+    }
+    if (!weir_store_ns_exists(req->srv->store, ns)) {
+        return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
+    }
+    if (logs) {
+        return weir_filters_handle_log(req, ns);
+    }
+    return weir_filters_handle(req, ns, p->n == 6 ? p->seg[5] : NULL);
 }
 
 /* /api/v2/namespaces/... with p->seg[2] the first segment after "namespaces". */
@@ -248,6 +305,9 @@ static enum MHD_Result route_namespaces(weir_req_t *req, const path_t *p)
     if (p->n == 4) {
         return handle_namespace(req, name);
     }
+    if (strcmp(p->seg[4], "filters") == 0 || strcmp(p->seg[4], "logs") == 0) {
+        return route_filters(req, p, name);
+    }
     if (p->n < 6 || strcmp(p->seg[4], "events") != 0) {
         return not_found(req);
     }
@@ -256,6 +316,9 @@ static enum MHD_Result route_namespaces(weir_req_t *req, const path_t *p)
     }
     if (strcmp(p->seg[5], "history") == 0) {
         return route_history(req, p, name);
+    }
+    if (strcmp(p->seg[5], "listeners") == 0 && p->n <= 7) {
+        return weir_listeners_handle(req, name, p->n == 7 ? p->seg[6] : NULL);
     }
     return not_found(req);
 }

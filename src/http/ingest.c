@@ -3,6 +3,7 @@
  * once, fan the events out to their namespaces, hand them to the store writer and wait, on the
  * request's own thread, until the commit is durable. Nothing is acknowledged before that.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
@@ -79,18 +80,98 @@ static void on_committed(weir_store_write_t *w, int status, void *arg)
 
 static enum MHD_Result ingest_finish(weir_req_t *req);
 
-static void build_write(weir_req_t *req, weir_ingest_t *in, char **namespaces, size_t nns)
+/* What a filter run needs to write its nslog lines to its namespace. */
+typedef struct log_ctx {
+    weir_filters_t *filters;
+    const char *ns;
+    const char *filter;
+} log_ctx_t;
+
+static void on_nslog(void *ctx, const char *line, size_t len)
 {
-    in->nitems = in->nevents * nns;
-    in->items = weir_calloc(in->nitems, sizeof(weir_store_item_t));
-    size_t k = 0;
-    for (size_t n = 0; n < nns; n++) {
-        for (size_t e = 0; e < in->nevents; e++, k++) {
-            in->items[k].ns = namespaces[n];
-            in->items[k].ev = in->events[e];
-            in->items[k].born_inside = in->born_inside;
+    log_ctx_t *lc = ctx;
+    weir_filters_log(lc->filters, lc->ns, lc->filter, line, len);
+}
+
+/*
+ * The filter each namespace applies to this request (NULL where it has none), when ?filter=
+ * names one. A name that no target namespace has is WEIR_ENOTFOUND.
+ */
+static int resolve_filters(weir_req_t *req, weir_ingest_t *in, const char *name,
+                           weir_script_t ***out, weir_err_t *err)
+{
+    weir_script_t **scripts = weir_calloc(in->nns, sizeof(*scripts));
+    bool any = false;
+    for (size_t n = 0; n < in->nns; n++) {
+        scripts[n] = weir_filters_get(req->srv->filters, in->namespaces[n], name);
+        any = any || scripts[n] != NULL;
+    }
+    *out = scripts;
+    if (!any) {
+        return weir_err_set(err, WEIR_ENOTFOUND, "filter", "no filter named %s in %s", name,
+                            in->nns == 1 ? "this namespace" : "any namespace");
+    }
+    return 0;
+}
+
+static void add_item(weir_ingest_t *in, const char *ns, const weir_event_t *ev)
+{
+    weir_store_item_t *it = &in->items[in->nitems++];
+    it->ns = ns;
+    it->ev = ev;
+    it->born_inside = in->born_inside;
+}
+
+/* Runs ns's filter over every event, adding what it keeps as items. */
+static int filter_into(weir_req_t *req, weir_ingest_t *in, const char *ns, const char *name,
+                       weir_script_t *script, weir_err_t *err)
+{
+    log_ctx_t lc = {req->srv->filters, ns, name};
+    for (size_t e = 0; e < in->nevents; e++) {
+        weir_event_t *out = NULL;
+        int rc =
+            weir_script_run(req->srv->scripts, script, in->events[e], &out, on_nslog, &lc, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (out == NULL) {
+            in->dropped++;
+            weir_metrics_count(req->srv->metrics, ns, WEIR_OUT_DROPPED, 1);
+            continue;
+        }
+        in->kept[in->nkept++] = out;
+        add_item(in, ns, out);
+    }
+    return 0;
+}
+
+/* Fans the events out to the namespaces, through their filters where they have one. */
+static int build_items(weir_req_t *req, weir_ingest_t *in, const char *filter, weir_err_t *err)
+{
+    weir_script_t **scripts = NULL;
+    int rc = filter ? resolve_filters(req, in, filter, &scripts, err) : 0;
+
+    in->items = weir_calloc(in->nevents * in->nns, sizeof(weir_store_item_t));
+    in->kept = weir_calloc(in->nevents * in->nns, sizeof(weir_event_t *));
+    for (size_t n = 0; rc == 0 && n < in->nns; n++) {
+        if (scripts != NULL && scripts[n] != NULL) {
+            rc = filter_into(req, in, in->namespaces[n], filter, scripts[n], err);
+            continue;
+        }
+        for (size_t e = 0; e < in->nevents; e++) {
+            add_item(in, in->namespaces[n], in->events[e]);
         }
     }
+    for (size_t n = 0; scripts != NULL && n < in->nns; n++) {
+        weir_script_unref(scripts[n]);
+    }
+    weir_free(scripts);
+    return rc;
+}
+
+static void prepare_write(weir_req_t *req, weir_ingest_t *in)
+{
+    weir_listeners_match(req->srv, in); /* before the commit: its deliveries share it */
     in->write.items = in->items;
     in->write.nitems = in->nitems;
     in->write.done = on_committed;
@@ -105,23 +186,20 @@ enum MHD_Result weir_ingest_start(weir_req_t *req, char **namespaces, size_t nns
     in->namespaces = namespaces;
     in->nns = nns;
 
-    const char *filter = weir_req_arg(req, "filter");
-    if (filter != NULL) {
-        /* Filters are not stored yet, so every name is unknown. */
-        count_refused(req, namespaces, nns, WEIR_ENOTFOUND, 1);
-        return weir_problem(req, MHD_HTTP_NOT_FOUND, "no filter of that name exists", NULL, NULL);
-    }
     int rc = decode(req, in, &err);
+    if (rc == 0) {
+        weir_buf_free(&req->body); /* the events hold what they need */
+        rc = build_items(req, in, weir_req_arg(req, "filter"), &err);
+    }
     if (rc != 0) {
-        count_refused(req, namespaces, nns, rc, 1);
+        count_refused(req, namespaces, nns, rc, in->nevents);
         return weir_problem_err(req, &err);
     }
-    weir_buf_free(&req->body); /* the events hold what they need */
-    if (in->nevents == 0) {
-        return ingest_finish(req);
+    if (in->nitems == 0) {
+        return ingest_finish(req); /* nothing to store: no events, or every one dropped */
     }
 
-    build_write(req, in, namespaces, nns);
+    prepare_write(req, in);
     rc = weir_store_submit(req->srv->store, &in->write);
     if (rc != 0) {
         in->status = rc;
@@ -186,16 +264,25 @@ static enum MHD_Result ingest_finish(weir_req_t *req)
     if (req->surface == WEIR_SURFACE_API) {
         return answer_api(req);
     }
+    if (in->dropped > 0) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", in->dropped);
+        return weir_respond_h(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, "Weir-Filter-Dropped", n);
+    }
     return weir_respond(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0);
 }
 
 void weir_ingest_release(weir_ingest_t *in)
 {
+    weir_listeners_unmatch(in);
     for (size_t i = 0; i < in->nitems; i++) {
         weir_free(in->items[i].json); /* the store frees it after done; this guards a refusal */
         in->items[i].json = NULL;
     }
     weir_free(in->items);
+    weir_ce_free_all(in->kept, in->nkept);
+    in->kept = NULL;
+    in->nkept = 0;
     weir_ce_free_all(in->events, in->nevents);
     in->items = NULL;
     in->events = NULL;

@@ -13,6 +13,9 @@
 
 #include "ce/ce.h"
 #include "common/common.h"
+#include "deliver/deliver.h"
+#include "route/route.h"
+#include "script/script.h"
 #include "store/store.h"
 
 /* ---- settings -------------------------------------------------------------------------- */
@@ -30,6 +33,16 @@ typedef struct weir_settings {
     unsigned idle_timeout_s;
     unsigned shutdown_timeout_s;
     const char *log_level;
+    unsigned filter_timeout_ms; /* a filter run's time bound */
+    size_t filter_memory;       /* a filter heap's memory bound */
+    /* History: live streams and retention. */
+    unsigned max_subscribers;        /* live streams open at once; past it 503 */
+    unsigned stream_heartbeat_s;     /* a comment line on an idle stream this often */
+    unsigned stream_write_timeout_s; /* a stream whose client reads nothing this long is cut */
+    const char *retention_max_age;   /* ISO 8601 duration or seconds; "0" keeps forever */
+    int64_t retention_max_age_us;    /* the same, parsed by weir_settings_parse */
+    size_t retention_max_count;      /* newest events kept per namespace; 0 keeps all */
+    unsigned retention_interval_s;   /* seconds between two sweeps of retention */
 } weir_settings_t;
 
 #define WEIR_MIN_BODY_LIMIT (64 * 1024)
@@ -73,15 +86,23 @@ typedef enum weir_surface {
     WEIR_SURFACE_API,
 } weir_surface_t;
 
+typedef struct weir_filters weir_filters_t;
+
 typedef struct weir_server {
     const weir_settings_t *settings;
     weir_store_t *store;
+    weir_filters_t *filters;     /* compiled filters by namespace and name */
+    weir_script_pool_t *scripts; /* the heaps that run them */
     weir_metrics_t *metrics;
     struct MHD_Daemon *sink;
     struct MHD_Daemon *api;
     atomic_size_t inflight_bytes; /* request bodies held in memory now */
     atomic_int inflight;          /* requests started and not yet completed */
     atomic_bool stopping;         /* set at shutdown: new requests are refused */
+    atomic_uint subscribers;      /* live streams open now */
+    weir_store_retainer_t *retainer;
+    weir_route_t *route;     /* listeners, matched on the request's thread */
+    weir_deliver_t *deliver; /* the delivery engine */
 } weir_server_t;
 
 /* A request that hands events to the store, and waits on its thread for the commit. */
@@ -98,7 +119,10 @@ typedef struct weir_ingest {
     weir_store_item_t *items;
     size_t nitems;
     weir_store_write_t write;
-    size_t dropped; /* events a filter dropped */
+    size_t dropped;      /* events a filter dropped */
+    weir_event_t **kept; /* events as filters returned them (owned), items point into it */
+    size_t nkept;
+    weir_route_matches_t *matches; /* per item: the listeners it wakes (owned) */
 } weir_ingest_t;
 
 /* One request, from its first byte to its completion. */
@@ -145,6 +169,27 @@ unsigned weir_status_for(int code);
 /* Queues the problem response for an error from a lower module. */
 enum MHD_Result weir_problem_err(weir_req_t *req, const weir_err_t *err);
 
+/* ---- filters --------------------------------------------------------------------------- */
+
+weir_filters_t *weir_filters_new(void);
+void weir_filters_free(weir_filters_t *f);
+/* Compiles and registers every filter the store holds (one that no longer compiles is logged
+ * and left out). Call before the listeners start. */
+int weir_filters_load(weir_filters_t *f, weir_store_t *store, weir_err_t *err);
+/* A reference to the compiled filter (weir_script_unref it), or NULL. Any thread. */
+weir_script_t *weir_filters_get(weir_filters_t *f, const char *ns, const char *name);
+/* True when some namespace has a filter of this name. */
+bool weir_filters_any(weir_filters_t *f, const char *name);
+/* Forgets the filters and log of a deleted namespace. */
+void weir_filters_drop_ns(weir_filters_t *f, const char *ns);
+/* Appends an nslog line to the namespace's log (rate-limited) and the server log. */
+void weir_filters_log(weir_filters_t *f, const char *ns, const char *filter, const char *line,
+                      size_t len);
+/* .../filters and .../filters/{name} (name NULL for the listing). */
+enum MHD_Result weir_filters_handle(weir_req_t *req, const char *ns, const char *name);
+/* GET .../logs: the namespace's recent nslog lines. */
+enum MHD_Result weir_filters_handle_log(weir_req_t *req, const char *ns);
+
 /* ---- routes ---------------------------------------------------------------------------- */
 
 /* The request's query parameter, or NULL. */
@@ -166,7 +211,45 @@ enum MHD_Result weir_history_list(weir_req_t *req, const char *ns);
 /* GET .../events/history/{id}: one event (?source= picks one when several share the id). */
 enum MHD_Result weir_history_get(weir_req_t *req, const char *ns, const char *id);
 
+/* GET .../events/history/subscribe: the events as server-sent events, oldest first, from
+ * Last-Event-ID or ?after=, then live ones as they become durable. */
+enum MHD_Result weir_stream_subscribe(weir_req_t *req, const char *ns);
+/* POST .../events/history/replay/{id}: the stored event goes through the namespace again. */
+enum MHD_Result weir_history_replay(weir_req_t *req, const char *ns, const char *id);
+
+/* ---- retention ------------------------------------------------------------------------- */
+
+/* Parses an age: an ISO 8601 duration (PnDTnHnMnS) or whole seconds; 0 keeps forever. */
+int weir_retention_age_parse(const char *s, int64_t *us);
+/*
+ * Reads the optional body of PUT /namespaces/{ns}: {"retention":{"max_age","max_count"}}.
+ * *given is false for an empty body. A missing or null field is -1 (the default applies).
+ */
+int weir_retention_from_body(weir_req_t *req, weir_store_retention_t *r, bool *given,
+                             weir_err_t *err);
+/* Starts applying retention in the background (srv->retainer); -1 after logging a failure. */
+int weir_retention_start(weir_server_t *srv);
+/* Appends ,"retention":{...} (the namespace's own and the effective settings) to b. */
+int weir_retention_json(weir_req_t *req, const char *ns, weir_buf_t *b, weir_err_t *err);
+
 /* Releases what an ingest holds. */
 void weir_ingest_release(weir_ingest_t *in);
+
+/* ---- listeners (listeners.c) ---------------------------------------------------------- */
+
+/* .../events/listeners[/{id}]: create, list, show, delete. id is NULL for the collection. */
+enum MHD_Result weir_listeners_handle(weir_req_t *req, const char *ns, const char *id);
+/* Matches every item of an ingest against the listeners of its namespace (before submit). */
+void weir_listeners_match(weir_server_t *srv, weir_ingest_t *in);
+/* The same for one item (a replay), and its release. */
+void weir_listeners_match_item(weir_server_t *srv, weir_store_item_t *it);
+void weir_listeners_release_item(weir_store_item_t *it);
+/* Releases what weir_listeners_match attached. */
+void weir_listeners_unmatch(weir_ingest_t *in);
+/* Forgets the listeners of a deleted namespace (route and delivery targets). */
+void weir_listeners_ns_deleted(weir_server_t *srv, const char *ns);
+/* Loads the listeners and starts the delivery engine; stops it (draining for timeout_s). */
+int weir_listeners_start(weir_server_t *srv);
+void weir_listeners_stop(weir_server_t *srv, unsigned timeout_s);
 
 #endif

@@ -14,11 +14,6 @@ static const char *outcome_names[WEIR_OUT_COUNT] = {
     "too_large", "unsupported", "filter_failed", "overloaded", "store_failed",
 };
 
-/* Upper bounds of the latency buckets, in microseconds. */
-static const uint64_t bucket_us[] = {250,   500,    1000,   2500,   5000,    10000,  25000,
-                                     50000, 100000, 250000, 500000, 1000000, 5000000};
-#define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]))
-
 typedef struct ns_row {
     struct ns_row *next;
     char *ns; /* "" for events that concern no existing namespace */
@@ -28,8 +23,7 @@ typedef struct ns_row {
 struct weir_metrics {
     pthread_mutex_t lock; /* guards adding rows; rows are never removed */
     _Atomic(ns_row_t *) rows;
-    atomic_uint_fast64_t buckets[NBUCKETS + 1];
-    atomic_uint_fast64_t latency_sum_ns;
+    weir_histogram_t latency;
 };
 
 weir_metrics_t *weir_metrics_new(void)
@@ -91,12 +85,7 @@ void weir_metrics_count(weir_metrics_t *m, const char *ns, weir_outcome_t outcom
 
 void weir_metrics_latency(weir_metrics_t *m, uint64_t ns)
 {
-    size_t i = 0;
-    while (i < NBUCKETS && ns > bucket_us[i] * 1000) {
-        i++;
-    }
-    atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->latency_sum_ns, ns, memory_order_relaxed);
+    weir_histogram_observe(&m->latency, ns);
 }
 
 static void render_received(weir_metrics_t *m, weir_buf_t *out)
@@ -117,30 +106,11 @@ static void render_received(weir_metrics_t *m, weir_buf_t *out)
     }
 }
 
-static void render_latency(weir_metrics_t *m, weir_buf_t *out)
-{
-    weir_buf_puts(out, "# HELP weir_ingest_latency_seconds Time from a sink request's arrival "
-                       "to its answer.\n# TYPE weir_ingest_latency_seconds histogram\n");
-    uint64_t total = 0;
-    for (size_t i = 0; i <= NBUCKETS; i++) {
-        total += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
-        if (i < NBUCKETS) {
-            weir_buf_printf(out, "weir_ingest_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                            (double)bucket_us[i] / 1e6, (unsigned long long)total);
-        } else {
-            weir_buf_printf(out, "weir_ingest_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-                            (unsigned long long)total);
-        }
-    }
-    uint64_t sum = atomic_load_explicit(&m->latency_sum_ns, memory_order_relaxed);
-    weir_buf_printf(out, "weir_ingest_latency_seconds_sum %.9f\n", (double)sum / 1e9);
-    weir_buf_printf(out, "weir_ingest_latency_seconds_count %llu\n", (unsigned long long)total);
-}
-
 void weir_metrics_render(weir_metrics_t *m, weir_store_t *store, weir_buf_t *out)
 {
     render_received(m, out);
-    render_latency(m, out);
+    weir_histogram_render(&m->latency, "weir_ingest_latency_seconds",
+                          "Time from a sink request's arrival to its answer.", out);
     weir_buf_printf(out,
                     "# HELP weir_store_queue_depth Writes waiting for the store writer.\n"
                     "# TYPE weir_store_queue_depth gauge\nweir_store_queue_depth %zu\n"

@@ -57,11 +57,24 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
     if (open_store(s, &srv.store) != 0) {
         return 1;
     }
+    if (weir_retention_start(&srv) != 0) {
+        weir_store_close(srv.store);
+        return 1;
+    }
     srv.metrics = weir_metrics_new();
+    weir_script_limits_t limits = {.timeout_ms = s->filter_timeout_ms,
+                                   .mem_bytes = s->filter_memory};
+    srv.scripts = weir_script_pool_new(&limits);
+    srv.filters = weir_filters_new();
 
     weir_err_t err = {0};
     int status = 0;
-    if (weir_server_start(&srv, &err) != 0) {
+    if (weir_filters_load(srv.filters, srv.store, &err) != 0) {
+        weir_error("serve", "cannot load the filters: %s", err.msg);
+        status = 1;
+    } else if (weir_listeners_start(&srv) != 0) {
+        status = 1;
+    } else if (weir_server_start(&srv, &err) != 0) {
         weir_error("serve", "%s", err.msg);
         status = 1;
     } else {
@@ -73,7 +86,11 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
         drain(&srv, s->shutdown_timeout_s);
         weir_server_stop(&srv);
     }
+    weir_listeners_stop(&srv, s->shutdown_timeout_s); /* its outcomes go through the store */
+    weir_store_retainer_stop(srv.retainer);
     weir_store_close(srv.store);
+    weir_filters_free(srv.filters);
+    weir_script_pool_free(srv.scripts);
     weir_metrics_free(srv.metrics);
     weir_info("serve", "stopped");
     return status;

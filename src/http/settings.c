@@ -47,8 +47,26 @@ static const opt_t opts[] = {
      "seconds before an idle connection is closed"},
     {"shutdown-timeout", "WEIR_SHUTDOWN_TIMEOUT", "30", OPT_UINT, AT(shutdown_timeout_s),
      "seconds to wait for requests in flight when stopping"},
+    {"filter-timeout", "WEIR_FILTER_TIMEOUT", "100", OPT_UINT, AT(filter_timeout_ms),
+     "milliseconds a filter may run on one event before it fails (422)"},
+    {"filter-memory", "WEIR_FILTER_MEMORY", "16777216", OPT_SIZE, AT(filter_memory),
+     "bytes a filter's JavaScript heap may hold (at least 1048576)"},
     {"log-level", "WEIR_LOG_LEVEL", "info", OPT_STRING, AT(log_level),
      "lowest level logged: debug, info, warn or error"},
+    {"max-subscribers", "WEIR_MAX_SUBSCRIBERS", "256", OPT_UINT, AT(max_subscribers),
+     "live history streams open at once; past it they are answered 503"},
+    {"stream-heartbeat", "WEIR_STREAM_HEARTBEAT", "15", OPT_UINT, AT(stream_heartbeat_s),
+     "seconds between keep-alive comments on an idle history stream"},
+    {"stream-write-timeout", "WEIR_STREAM_WRITE_TIMEOUT", "30", OPT_UINT,
+     AT(stream_write_timeout_s),
+     "seconds a history stream's client may read nothing before it is cut off"},
+    {"retention-max-age", "WEIR_RETENTION_MAX_AGE", "0", OPT_STRING, AT(retention_max_age),
+     "default age after which events are removed: ISO 8601 duration (P7D) or seconds; 0 keeps"
+     " them forever"},
+    {"retention-max-count", "WEIR_RETENTION_MAX_COUNT", "0", OPT_SIZE, AT(retention_max_count),
+     "default number of newest events each namespace keeps; 0 keeps all"},
+    {"retention-interval", "WEIR_RETENTION_INTERVAL", "60", OPT_UINT, AT(retention_interval_s),
+     "seconds between two sweeps that apply retention"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -155,7 +173,28 @@ static int apply_flag(weir_settings_t *s, int argc, char **argv, int *i)
     return 0;
 }
 
-static int check(const weir_settings_t *s)
+static int check_history(weir_settings_t *s)
+{
+    if (weir_retention_age_parse(s->retention_max_age, &s->retention_max_age_us) != 0) {
+        fprintf(stderr, "weir serve: --retention-max-age must be an ISO 8601 duration (P7D) or"
+                        " whole seconds\n");
+        return -1;
+    }
+    if (s->retention_max_count > INT64_MAX || s->retention_interval_s == 0) {
+        fprintf(stderr, "weir serve: --retention-max-count is too large, or"
+                        " --retention-interval is 0\n");
+        return -1;
+    }
+    if (s->max_subscribers == 0 || s->stream_heartbeat_s == 0 ||
+        s->stream_heartbeat_s >= s->stream_write_timeout_s) {
+        fprintf(stderr, "weir serve: --max-subscribers and --stream-heartbeat must be > 0, and"
+                        " the heartbeat shorter than --stream-write-timeout\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int check(weir_settings_t *s)
 {
     if (s->max_body < WEIR_MIN_BODY_LIMIT) {
         fprintf(stderr, "weir serve: --max-body must be at least %d\n", WEIR_MIN_BODY_LIMIT);
@@ -169,11 +208,18 @@ static int check(const weir_settings_t *s)
         fprintf(stderr, "weir serve: connections, queue and batch sizes must be > 0\n");
         return -1;
     }
+    if (s->filter_timeout_ms == 0 || s->filter_memory < WEIR_SCRIPT_MEM_MIN) {
+        fprintf(stderr,
+                "weir serve: --filter-timeout must be > 0 and --filter-memory at least "
+                "%u\n",
+                WEIR_SCRIPT_MEM_MIN);
+        return -1;
+    }
     if (weir_log_parse_level(s->log_level) < 0) {
         fprintf(stderr, "weir serve: --log-level must be debug, info, warn or error\n");
         return -1;
     }
-    return 0;
+    return check_history(s);
 }
 
 int weir_settings_parse(weir_settings_t *s, int argc, char **argv)

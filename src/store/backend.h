@@ -46,6 +46,16 @@ typedef struct weir_store_backend {
     int (*ns_create)(void *db, const char *name, int64_t created_us, bool *created);
     /* Writer: deletes a namespace and its events; WEIR_ENOTFOUND when it does not exist. */
     int (*ns_delete)(void *db, const char *name);
+    /* Writer: creates or replaces a filter (*created says which); WEIR_ENOTFOUND when its
+     * namespace does not exist. */
+    int (*filter_put)(void *db, const char *ns, const char *name, const char *src, size_t len,
+                      int64_t updated_us, bool *created);
+    /* Writer: deletes a filter; WEIR_ENOTFOUND when it does not exist. */
+    int (*filter_delete)(void *db, const char *ns, const char *name);
+    /* Read, from any thread: the filters of ns (every namespace when NULL) with their source,
+     * sorted by namespace and name. */
+    int (*filter_list)(void *db, const char *ns, weir_store_filter_t **out, size_t *n,
+                       weir_err_t *err);
     /* Writer, outside any transaction: commits a tiny write to learn whether storage works. */
     int (*probe)(void *db);
 
@@ -57,7 +67,47 @@ typedef struct weir_store_backend {
     int (*get)(void *db, const char *ns, const char *id, const char *source,
                weir_store_record_t *out, weir_err_t *err);
     int (*count)(void *db, const char *ns, int64_t *count, weir_err_t *err);
+
+    /* Read: the highest seq ever given (0 for none), at open, to start the durable horizon. */
+    int (*last_seq)(void *db, int64_t *seq, weir_err_t *err);
+    /* Read: the namespace's own retention (-1 where unset); WEIR_ENOTFOUND. */
+    int (*retention_get)(void *db, const char *ns, weir_store_retention_t *out, weir_err_t *err);
+    /* Writer: sets it; WEIR_ENOTFOUND when the namespace does not exist. */
+    int (*retention_set)(void *db, const char *ns, const weir_store_retention_t *r);
+    /*
+     * Writer: deletes at most max_rows of ns's oldest events that were received before
+     * before_us (INT64_MIN: none on age) or are not among the newest keep (0: no limit).
+     */
+    int (*trim)(void *db, const char *ns, int64_t before_us, int64_t keep, size_t max_rows,
+                size_t *deleted);
+
+    /* Listeners and deliveries (sqlite_listen.c). Writer: */
+    int (*listener_put)(void *db, const weir_store_listener_t *l);
+    int (*listener_delete)(void *db, const char *ns, const char *id);
+    /* Reads: */
+    int (*listeners)(void *db, const char *ns, const char *after, size_t limit,
+                     weir_store_listener_t **out, size_t *n, weir_err_t *err);
+    int (*listener_get)(void *db, const char *ns, const char *id, weir_store_listener_t *out,
+                        weir_err_t *err);
+    int (*collected)(void *db, const char *id, weir_store_collected_t **out, size_t *n,
+                     weir_err_t *err);
+    int (*deliveries_due)(void *db, int64_t now_us, int64_t after_due, int64_t after_id,
+                          size_t limit, weir_store_delivery_t **out, size_t *n, weir_err_t *err);
+    int (*deliveries_new)(void *db, int64_t after_id, size_t limit, weir_store_delivery_t **out,
+                          size_t *n, weir_err_t *err);
+    int (*deliveries_pending)(void *db, int64_t now_us, int64_t *count, int64_t *next_due_us,
+                              weir_err_t *err);
 } weir_store_backend_t;
+
+/* A job that runs on the writer thread, inside the transaction of its group. */
+typedef int (*weir_store_call_fn)(const weir_store_backend_t *be, void *db, void *arg);
+
+/* Runs fn on the writer thread, in order with the writes around it, and waits until its commit
+ * is durable; returns fn's status (or WEIR_EIO, WEIR_ECLOSED). */
+int weir_store_call(weir_store_t *store, weir_store_call_fn fn, void *arg);
+
+/* The backend of an open store and its database, for reads from other files of the store. */
+void weir_store_backend_of(weir_store_t *store, const weir_store_backend_t **be, void **db);
 
 /* The embedded backend: <data_dir>/weir.db. */
 extern const weir_store_backend_t weir_store_sqlite;

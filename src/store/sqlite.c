@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/sqlite_listen.h"
 
 #define MODULE "store"
 /* A reader meets a lock only around checkpoints and schema changes; wait rather than fail. */
@@ -48,6 +49,53 @@ static const char *const migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value"
     ") WITHOUT ROWID;",
+    /* Retention of a namespace's own; NULL: the server's default applies. */
+    "ALTER TABLE namespaces ADD COLUMN retention_max_age_us INTEGER;"
+    "ALTER TABLE namespaces ADD COLUMN retention_max_count INTEGER;",
+    /* Filters: named JavaScript function bodies of a namespace. */
+    "CREATE TABLE filters ("
+    "  ns TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  updated_us INTEGER NOT NULL,"
+    "  PRIMARY KEY (ns, name)"
+    ") WITHOUT ROWID;",
+    /* Listeners (an opaque JSON spec and counters), the events an `and` listener holds toward
+     * a set, and the deliveries not yet finished (sqlite_listen.c). */
+    "CREATE TABLE listeners ("
+    "  id TEXT PRIMARY KEY,"
+    "  ns TEXT NOT NULL,"
+    "  created_us INTEGER NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  delivered INTEGER NOT NULL DEFAULT 0,"
+    "  failed INTEGER NOT NULL DEFAULT 0,"
+    "  dead_lettered INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX listeners_ns ON listeners (ns, id);"
+    "CREATE TABLE listener_collect ("
+    "  listener TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  received_us INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (listener, key, type)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  listener TEXT NOT NULL,"
+    "  ns TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  payload TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  dead_letter INTEGER NOT NULL DEFAULT 0,"
+    "  due_us INTEGER NOT NULL,"
+    "  created_us INTEGER NOT NULL,"
+    "  last_status INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT"
+    ");"
+    "CREATE INDEX deliveries_due ON deliveries (due_us, id);"
+    "CREATE INDEX deliveries_listener ON deliveries (listener);"
+    "CREATE INDEX deliveries_seq ON deliveries (seq);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -74,12 +122,30 @@ typedef enum stmt_id {
     ST_GET,
     ST_COUNT_NS,
     ST_COUNT_ALL,
+    ST_LAST_SEQ,
+    ST_RETENTION_GET,
+    ST_RETENTION_SET,
+    ST_TRIM_AGE,
+    ST_TRIM_COUNT,
+    ST_FILTER_FIND,
+    ST_FILTER_PUT,
+    ST_FILTER_DELETE,
+    ST_FILTER_LIST,
+    ST_NS_FILTERS_DELETE,
     ST_MAX
 } stmt_id_t;
 
 #define RECORD_COLUMNS "seq, received_us, ns, event, born_inside"
 
 static const char *const stmt_sql[ST_MAX] = {
+    [ST_FILTER_FIND] = "SELECT 1 FROM filters WHERE ns = ?1 AND name = ?2",
+    [ST_FILTER_PUT] = "INSERT INTO filters (ns, name, source, updated_us) VALUES (?1, ?2, ?3, ?4)"
+                      " ON CONFLICT (ns, name) DO UPDATE"
+                      " SET source = excluded.source, updated_us = excluded.updated_us",
+    [ST_FILTER_DELETE] = "DELETE FROM filters WHERE ns = ?1 AND name = ?2",
+    [ST_FILTER_LIST] = "SELECT ns, name, source, updated_us FROM filters"
+                       " WHERE ?1 IS NULL OR ns = ?1 ORDER BY ns, name",
+    [ST_NS_FILTERS_DELETE] = "DELETE FROM filters WHERE ns = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -111,6 +177,19 @@ static const char *const stmt_sql[ST_MAX] = {
                " AND (?3 IS NULL OR source = ?3) ORDER BY seq DESC LIMIT 1",
     [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
     [ST_COUNT_ALL] = "SELECT count(*) FROM events",
+    /* sqlite_sequence holds the highest seq ever given, deleted events included. */
+    [ST_LAST_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+    [ST_RETENTION_GET] = "SELECT coalesce(retention_max_age_us, -1),"
+                         " coalesce(retention_max_count, -1) FROM namespaces WHERE name = ?1",
+    [ST_RETENTION_SET] = "UPDATE namespaces SET retention_max_age_us = ?2,"
+                         " retention_max_count = ?3 WHERE name = ?1",
+    /* Only among the oldest ?3, so that a step's cost is bounded even when nothing is old:
+     * received_us grows with seq, bar the jitter between receipt and commit. */
+    [ST_TRIM_AGE] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
+                    " ORDER BY seq LIMIT ?3) AND received_us < ?2",
+    [ST_TRIM_COUNT] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
+                      " AND seq <= (SELECT seq FROM events WHERE ns = ?1 ORDER BY seq DESC"
+                      " LIMIT 1 OFFSET ?2) ORDER BY seq LIMIT ?3)",
 };
 
 /* A connection with its prepared statements, made on first use and kept. */
@@ -130,7 +209,17 @@ typedef struct sqlite_db {
     bool txn_lost;         /* an error ended the writer's transaction before its commit */
     pthread_mutex_t pool_lock;
     conn_t *idle;
+    weir_sqlite_listen_t *listen; /* listeners and deliveries (sqlite_listen.c) */
 } sqlite_db_t;
+
+weir_sqlite_listen_t *weir_sqlite_listen_of(void *db, sqlite3 **writer)
+{
+    sqlite_db_t *d = db;
+    if (writer != NULL) {
+        *writer = d->writer->db;
+    }
+    return d->listen;
+}
 
 static int log_failure(sqlite3 *db, const char *what)
 {
@@ -380,6 +469,7 @@ static void sq_close(void *db)
     if (d->wal_fd >= 0) {
         close(d->wal_fd);
     }
+    weir_sqlite_listen_free(d->listen); /* its statements live on the writer's connection */
     conn_close(d->writer);
     conn_close(d->checkpointer); /* last: its close checkpoints with syncs */
     pthread_mutex_destroy(&d->pool_lock);
@@ -406,6 +496,7 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     sqlite_db_t *d = weir_calloc(1, sizeof(*d));
     pthread_mutex_init(&d->pool_lock, NULL);
     d->path = db_path(cfg->data_dir);
+    d->listen = weir_sqlite_listen_new(d->path);
     d->no_sync = cfg->no_sync;
     d->wal_fd = -1;
     rc = conn_open(d->path, false, &d->writer);
@@ -602,12 +693,33 @@ static int insert_item(conn_t *c, int64_t received_us, weir_store_item_t *it)
     return find_seq(c, it->ns, source, id, &it->seq);
 }
 
+/* A replay inserts no row: it names the stored copy, which must still be there. */
+static int find_replayed(conn_t *c, weir_store_item_t *it)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_FIND_SEQ);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, it->ns);
+    bind_text(st, 2, weir_ce_get(it->ev, "source"));
+    bind_text(st, 3, weir_ce_get(it->ev, "id"));
+    int rc = sqlite3_step(st);
+    it->seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    stmt_done(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        return rc == SQLITE_ROW ? 0 : WEIR_ENOTFOUND;
+    }
+    return log_failure(c->db, "find replayed event");
+}
+
 static int write_items(conn_t *c, weir_store_write_t *w)
 {
     for (size_t i = 0; i < w->nitems; i++) {
         weir_store_item_t *it = &w->items[i];
         int rc = ns_present(c, it->ns);
-        if (rc == 0) {
+        if (rc == 0 && it->replay) {
+            rc = find_replayed(c, it);
+        } else if (rc == 0) {
             rc = insert_item(c, w->received_us, it);
         }
         if (rc != 0) {
@@ -615,6 +727,18 @@ static int write_items(conn_t *c, weir_store_write_t *w)
         }
     }
     return 0;
+}
+
+/* The deliveries and `and` state the items cause, and the write's delivery outcomes. */
+static int write_listen(sqlite_db_t *d, weir_store_write_t *w)
+{
+    for (size_t i = 0; i < w->nitems; i++) {
+        int rc = weir_sqlite_listen_item(d->listen, d->writer->db, &w->items[i], w->received_us);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return weir_sqlite_listen_outcomes(d->listen, d->writer->db, w, w->received_us);
 }
 
 /* Runs a write inside a savepoint, so that its failure undoes it alone. */
@@ -627,6 +751,9 @@ static int sq_write(void *db, weir_store_write_t *w)
         return writer_failed(d);
     }
     int rc = write_items(c, w);
+    if (rc == 0) {
+        rc = write_listen(d, w);
+    }
     if (rc == 0) {
         return exec_stmt(c, ST_RELEASE) == 0 ? 0 : writer_failed(d);
     }
@@ -689,7 +816,14 @@ static int sq_ns_delete(void *db, const char *name)
     }
     int rc = delete_by_name(c, ST_NS_DELETE, name, &changed);
     if (rc == 0 && changed) {
-        rc = delete_by_name(c, ST_NS_EVENTS_DELETE, name, &changed);
+        rc = weir_sqlite_listen_ns_delete(d->listen, c->db, name);
+    }
+    if (rc == 0 && changed) {
+        bool unused;
+        rc = delete_by_name(c, ST_NS_EVENTS_DELETE, name, &unused);
+        if (rc == 0) {
+            rc = delete_by_name(c, ST_NS_FILTERS_DELETE, name, &unused);
+        }
     } else if (rc == 0) {
         rc = WEIR_ENOTFOUND;
     }
@@ -872,6 +1006,221 @@ static int sq_count(void *db, const char *ns, int64_t *count, weir_err_t *err)
     return rc;
 }
 
+/* ---- live streams and retention ------------------------------------------------------- */
+
+/* Runs at open, before the writer thread starts, so the writer's connection is free. */
+static int sq_last_seq(void *db, int64_t *seq, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    sqlite3_stmt *st = stmt_get(d->writer, ST_LAST_SEQ);
+
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (st != NULL) {
+        stmt_done(st);
+    }
+    if (rc != SQLITE_ROW) {
+        return weir_err_set(err, log_failure(d->writer->db, "read the last seq"), NULL,
+                            "cannot read the database");
+    }
+    return 0;
+}
+
+static int sq_retention_get(void *db, const char *ns, weir_store_retention_t *out, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+
+    int rc = reader_stmt(d, ST_RETENTION_GET, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->max_age_us = sqlite3_column_int64(st, 0);
+        out->max_count = sqlite3_column_int64(st, 1);
+    }
+    stmt_done(st);
+    if (rc == SQLITE_ROW) {
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = weir_err_set(err, WEIR_ENOTFOUND, "namespace", "namespace does not exist");
+    } else {
+        rc = weir_err_set(err, log_failure(c->db, "read retention"), NULL,
+                          "storage failed; see the server log");
+    }
+    reader_give(d, c);
+    return rc;
+}
+
+static void bind_unset_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0) {
+        sqlite3_bind_null(st, i);
+    } else {
+        sqlite3_bind_int64(st, i, v);
+    }
+}
+
+static int sq_retention_set(void *db, const char *ns, const weir_store_retention_t *r)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+    sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(c, ST_RETENTION_SET);
+
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    bind_unset_null(st, 2, r->max_age_us);
+    bind_unset_null(st, 3, r->max_count);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(c->db, "set retention");
+        return writer_failed(d);
+    }
+    return sqlite3_changes(c->db) == 1 ? 0 : WEIR_ENOTFOUND;
+}
+
+/* Runs one bounded DELETE of the trim statements; adds what it removed to *deleted. */
+static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound, size_t rows,
+                     size_t *deleted)
+{
+    conn_t *c = d->writer;
+    sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(c, id);
+
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, bound);
+    sqlite3_bind_int64(st, 3, limit_i64(rows));
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(c->db, "apply retention");
+        return writer_failed(d);
+    }
+    *deleted += (size_t)sqlite3_changes(c->db);
+    return 0;
+}
+
+static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t keep, size_t max_rows,
+                   size_t *deleted)
+{
+    sqlite_db_t *d = db;
+    int rc = 0;
+
+    *deleted = 0;
+    if (before_us != INT64_MIN) {
+        rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted);
+    }
+    if (rc == 0 && keep > 0 && *deleted < max_rows) {
+        rc = trim_step(d, ST_TRIM_COUNT, ns, keep, max_rows - *deleted, deleted);
+    }
+    return rc;
+}
+
+/* ---- filters --------------------------------------------------------------------------- */
+
+static bool filter_exists(conn_t *c, const char *ns, const char *name)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_FILTER_FIND);
+    if (st == NULL) {
+        return false;
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, name);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    stmt_done(st);
+    return found;
+}
+
+static int sq_filter_put(void *db, const char *ns, const char *name, const char *src, size_t len,
+                         int64_t updated_us, bool *created)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = d->writer;
+    int rc = ns_present(c, ns);
+    if (rc != 0) {
+        return rc == WEIR_EIO ? writer_failed(d) : rc;
+    }
+    *created = !filter_exists(c, ns, name);
+
+    sqlite3_stmt *st = stmt_get(c, ST_FILTER_PUT);
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, name);
+    sqlite3_bind_text(st, 3, src, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, updated_us);
+    rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(c->db, "save filter");
+        return writer_failed(d);
+    }
+    return 0;
+}
+
+static int sq_filter_delete(void *db, const char *ns, const char *name)
+{
+    sqlite_db_t *d = db;
+    sqlite3_stmt *st = stmt_get(d->writer, ST_FILTER_DELETE);
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, name);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(d->writer->db, "delete filter");
+        return writer_failed(d);
+    }
+    return sqlite3_changes(d->writer->db) > 0 ? 0 : WEIR_ENOTFOUND;
+}
+
+static void filter_fill(sqlite3_stmt *st, weir_store_filter_t *f)
+{
+    f->ns = weir_strdup((const char *)sqlite3_column_text(st, 0));
+    f->name = weir_strdup((const char *)sqlite3_column_text(st, 1));
+    f->source_len = (size_t)sqlite3_column_bytes(st, 2);
+    f->source = weir_memdup(sqlite3_column_text(st, 2), f->source_len + 1);
+    f->updated_us = sqlite3_column_int64(st, 3);
+}
+
+static int sq_filter_list(void *db, const char *ns, weir_store_filter_t **out, size_t *n,
+                          weir_err_t *err)
+{
+    conn_t *c;
+    sqlite3_stmt *st;
+    int rc = reader_stmt(db, ST_FILTER_LIST, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    weir_store_filter_t *list = NULL;
+    size_t count = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        list = weir_realloc(list, (count + 1) * sizeof(*list));
+        filter_fill(st, &list[count++]);
+    }
+    stmt_done(st);
+    reader_give(db, c);
+    if (rc != SQLITE_DONE) {
+        weir_store_filters_free(list, count);
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
 const weir_store_backend_t weir_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -883,9 +1232,24 @@ const weir_store_backend_t weir_store_sqlite = {
     .write = sq_write,
     .ns_create = sq_ns_create,
     .ns_delete = sq_ns_delete,
+    .filter_put = sq_filter_put,
+    .filter_delete = sq_filter_delete,
+    .filter_list = sq_filter_list,
     .probe = sq_probe,
     .history = sq_history,
     .since = sq_since,
     .get = sq_get,
     .count = sq_count,
+    .last_seq = sq_last_seq,
+    .retention_get = sq_retention_get,
+    .retention_set = sq_retention_set,
+    .trim = sq_trim,
+    .listener_put = weir_sqlite_listener_put,
+    .listener_delete = weir_sqlite_listener_delete,
+    .listeners = weir_sqlite_listeners,
+    .listener_get = weir_sqlite_listener_get,
+    .collected = weir_sqlite_collected,
+    .deliveries_due = weir_sqlite_deliveries_due,
+    .deliveries_new = weir_sqlite_deliveries_new,
+    .deliveries_pending = weir_sqlite_deliveries_pending,
 };

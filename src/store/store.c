@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "store/backend.h"
+#include "store/watch.h"
 
 #define MODULE            "store"
 #define QUEUE_MAX_DEFAULT 4096
@@ -20,7 +21,7 @@
  * back even when no write arrives (an unready replica gets no traffic to commit). */
 #define PROBE_INTERVAL_NS 1000000000L
 
-enum { NS_CREATE, NS_DELETE };
+enum { NS_CREATE, NS_DELETE, JOB_CALL };
 
 /* A caller blocked until the writer has finished its job. */
 typedef struct waiter {
@@ -39,6 +40,8 @@ typedef struct ns_job {
     int64_t created_us;
     bool created;
     waiter_t wait;
+    weir_store_call_fn fn; /* JOB_CALL: runs on the writer thread */
+    void *fn_arg;
 } ns_job_t;
 
 struct weir_store {
@@ -70,6 +73,12 @@ struct weir_store {
     pthread_rwlock_t ns_lock; /* guards the namespace set */
     weir_store_ns_t *ns;      /* sorted by name */
     size_t nns;
+
+    weir_store_watch_t *watch; /* wakes live streams once events are durable */
+
+    pthread_mutex_t hook_lock; /* held while the commit hook runs, so removing it is safe */
+    void (*hook)(void *arg);   /* weir_store_set_commit_hook */
+    void *hook_arg;
 };
 
 /* ---- waiting for the writer ------------------------------------------------------------ */
@@ -116,29 +125,22 @@ static bool is_ns_job(const weir_store_write_t *w)
     return w->done == ns_job_tag;
 }
 
+static bool is_write(const weir_store_write_t *w)
+{
+    return !is_ns_job(w);
+}
+
 /* ---- the namespace set ----------------------------------------------------------------- */
+
+static int ns_cmp(const void *name, const void *ns)
+{
+    return strcmp(name, ((const weir_store_ns_t *)ns)->name);
+}
 
 /* The index of name in the sorted set, or where it would go; *found says which. */
 static size_t ns_find(const weir_store_t *s, const char *name, bool *found)
 {
-    size_t lo = 0;
-    size_t hi = s->nns;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->ns[mid].name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return weir_bsearch_at(name, s->ns, s->nns, sizeof(*s->ns), ns_cmp, found);
 }
 
 static void ns_set_add(weir_store_t *s, const char *name, int64_t created_us)
@@ -233,6 +235,9 @@ static int apply_job(weir_store_t *s, weir_store_write_t *w)
     }
 
     ns_job_t *job = (ns_job_t *)w;
+    if (job->op == JOB_CALL) {
+        return job->fn(s->be, s->db, job->fn_arg);
+    }
     if (job->op == NS_CREATE) {
         return s->be->ns_create(s->db, job->name, job->created_us, &job->created);
     }
@@ -242,6 +247,9 @@ static int apply_job(weir_store_t *s, weir_store_write_t *w)
 /* Once its commit is durable, the namespace set learns what a namespace job changed. */
 static void apply_ns_change(weir_store_t *s, ns_job_t *job)
 {
+    if (job->op == JOB_CALL) {
+        return;
+    }
     if (job->op == NS_DELETE) {
         ns_set_remove(s, job->name);
     } else if (job->created) {
@@ -331,6 +339,24 @@ static weir_store_write_t *take_committed(weir_store_t *s)
     return list;
 }
 
+/* Tells the delivery engine that a group is done, so that it loads what became due. */
+static void run_commit_hook(weir_store_t *s)
+{
+    pthread_mutex_lock(&s->hook_lock);
+    if (s->hook != NULL) {
+        s->hook(s->hook_arg);
+    }
+    pthread_mutex_unlock(&s->hook_lock);
+}
+
+void weir_store_set_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&store->hook_lock);
+    store->hook = cb;
+    store->hook_arg = arg;
+    pthread_mutex_unlock(&store->hook_lock);
+}
+
 static void *syncer_main(void *arg)
 {
     weir_store_t *s = arg;
@@ -339,11 +365,15 @@ static void *syncer_main(void *arg)
     while ((list = take_committed(s)) != NULL) {
         int rc = s->be->sync(s->db);
         set_ready(s, rc == 0);
+        if (rc == 0) {
+            weir_store_watch_note(s->watch, list, is_write);
+        }
         while (list != NULL) {
             weir_store_write_t *next = list->next;
             finish_job(s, list, rc == 0 ? list->status : WEIR_EIO);
             list = next;
         }
+        run_commit_hook(s);
     }
     return NULL;
 }
@@ -410,6 +440,7 @@ static weir_store_t *store_new(const weir_store_config_t *cfg)
     s->batch_max = cfg->batch_max > 0 ? cfg->batch_max : BATCH_MAX_DEFAULT;
     s->batch = weir_calloc(s->batch_max, sizeof(*s->batch));
     pthread_mutex_init(&s->sync_lock, NULL);
+    pthread_mutex_init(&s->hook_lock, NULL);
     pthread_cond_init(&s->sync_wake, NULL);
 
     pthread_mutex_init(&s->lock, NULL);
@@ -420,6 +451,7 @@ static weir_store_t *store_new(const weir_store_config_t *cfg)
     pthread_condattr_destroy(&attr);
     pthread_rwlock_init(&s->ns_lock, NULL);
     atomic_init(&s->ready, false);
+    s->watch = weir_store_watch_new();
     return s;
 }
 
@@ -429,11 +461,13 @@ static void store_free(weir_store_t *s)
         s->be->close(s->db);
     }
     weir_store_ns_free(s->ns, s->nns);
+    weir_store_watch_free(s->watch);
     pthread_rwlock_destroy(&s->ns_lock);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->sync_wake);
     pthread_mutex_destroy(&s->sync_lock);
+    pthread_mutex_destroy(&s->hook_lock);
     weir_free(s->batch);
     weir_free(s);
 }
@@ -464,6 +498,12 @@ int weir_store_open(const weir_store_config_t *cfg, weir_store_t **out, weir_err
     if (rc != 0) {
         goto fail;
     }
+    int64_t last = 0;
+    rc = s->be->last_seq(s->db, &last, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    weir_store_watch_start(s->watch, last);
     atomic_store(&s->ready, true);
     if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
         rc = weir_err_set(err, WEIR_EIO, NULL, "cannot start the store's syncer thread");
@@ -765,4 +805,29 @@ int weir_store_count(weir_store_t *store, const char *ns, int64_t *count, weir_e
 {
     *count = 0;
     return store->be->count(store->db, ns, count, err);
+}
+
+/* ---- live streams and jobs for the rest of the store ---------------------------------- */
+
+int64_t weir_store_durable_seq(weir_store_t *store)
+{
+    return weir_store_watch_horizon(store->watch);
+}
+
+bool weir_store_wait(weir_store_t *store, const char *ns, int64_t after_seq, uint64_t timeout_ns)
+{
+    return ns != NULL && weir_store_watch_wait(store->watch, ns, after_seq, timeout_ns);
+}
+
+int weir_store_call(weir_store_t *store, weir_store_call_fn fn, void *arg)
+{
+    ns_job_t job = {.op = JOB_CALL, .fn = fn, .fn_arg = arg};
+
+    return run_ns_job(store, &job, NULL);
+}
+
+void weir_store_backend_of(weir_store_t *store, const weir_store_backend_t **be, void **db)
+{
+    *be = store->be;
+    *db = store->db;
 }

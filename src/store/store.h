@@ -80,6 +80,38 @@ typedef struct weir_store_ns {
 int weir_store_ns_list(weir_store_t *store, weir_store_ns_t **out, size_t *n, weir_err_t *err);
 void weir_store_ns_free(weir_store_ns_t *list, size_t n);
 
+/* ---- filters --------------------------------------------------------------------------- */
+
+/*
+ * A filter name is 1 to 63 characters of letters, digits, '-', '_' and '.', starting with a
+ * letter or digit. Returns 0 or WEIR_EINVAL with the reason in err.
+ */
+int weir_store_filter_name_valid(const char *name, weir_err_t *err);
+
+typedef struct weir_store_filter {
+    char *ns;
+    char *name;
+    char *source; /* the JavaScript function body, NUL-terminated */
+    size_t source_len;
+    int64_t updated_us;
+} weir_store_filter_t;
+
+/* Saves a filter's source, replacing any of the same name; *created says whether it is new.
+ * WEIR_ENOTFOUND when the namespace does not exist. Synchronous: returns after the commit.
+ * The source is stored as given: compiling it is the caller's business. */
+int weir_store_filter_put(weir_store_t *store, const char *ns, const char *name, const char *src,
+                          size_t len, bool *created, weir_err_t *err);
+
+/* Deletes a filter; WEIR_ENOTFOUND when it does not exist. Synchronous. */
+int weir_store_filter_delete(weir_store_t *store, const char *ns, const char *name,
+                             weir_err_t *err);
+
+/* The filters of ns (every namespace when NULL), sorted by namespace and name. Free with
+ * weir_store_filters_free. */
+int weir_store_filter_list(weir_store_t *store, const char *ns, weir_store_filter_t **out,
+                           size_t *n, weir_err_t *err);
+void weir_store_filters_free(weir_store_filter_t *list, size_t n);
+
 /* ---- writing events -------------------------------------------------------------------- */
 
 /* One event entering one namespace. */
@@ -87,6 +119,13 @@ typedef struct weir_store_item {
     const char *ns;
     const weir_event_t *ev;
     bool born_inside; /* entered other than through the sink (the source side sends these) */
+    bool replay;      /* already stored: goes through the namespace again (a replay) without a
+                         second history row; the store sets seq to the stored copy's, or the
+                         write fails with WEIR_ENOTFOUND when that copy is gone */
+    /* Listeners the event woke (weir_route_match): their deliveries, or their part of an `and`,
+     * are written in the same transaction as the event; not for a duplicate (but for a replay). */
+    const struct weir_store_match *matches;
+    size_t nmatches;
     /* Set by the store before done is called: */
     int64_t seq;    /* the event's sequence number (of the stored copy for a duplicate) */
     bool duplicate; /* (ns, source, id) was stored already; nothing was written */
@@ -105,6 +144,9 @@ struct weir_store_write {
     weir_store_done_cb done; /* called once, on a store thread, after the commit is durable or
                                 the write failed */
     void *arg;
+    /* Delivery outcomes applied in the same transaction (the delivery engine's results): */
+    const struct weir_store_outcome *outcomes;
+    size_t noutcomes;
     /* Private to the store: */
     int64_t received_us;
     int status;
@@ -165,5 +207,199 @@ int weir_store_get(weir_store_t *store, const char *ns, const char *id, const ch
 
 /* Events stored in ns (all namespaces when ns is NULL). */
 int weir_store_count(weir_store_t *store, const char *ns, int64_t *count, weir_err_t *err);
+
+/* ---- live streams ---------------------------------------------------------------------- */
+
+/*
+ * Every event with a seq at or below this one is durable (fsync'd, unless no_sync), and every
+ * event that becomes durable later gets a higher seq. A live stream shows an event only once
+ * its seq is at or below this horizon, so that it never shows one that a power loss could
+ * take back (and whose seq could then be given to another event).
+ */
+int64_t weir_store_durable_seq(weir_store_t *store);
+
+/*
+ * Blocks the calling thread until an event of ns with a seq above after_seq has become
+ * durable since the store was opened, or timeout_ns has passed. True when one has. Events
+ * stored before the store was opened never wake a waiter: read them with weir_store_since
+ * first. Cheap: no database access.
+ */
+bool weir_store_wait(weir_store_t *store, const char *ns, int64_t after_seq, uint64_t timeout_ns);
+
+/* ---- retention ------------------------------------------------------------------------- */
+
+/* How long and how many events a namespace keeps. */
+typedef struct weir_store_retention {
+    int64_t max_age_us; /* events received longer ago go; 0 keeps them forever; -1 is unset */
+    int64_t max_count;  /* only the newest max_count are kept; 0 keeps all; -1 is unset */
+} weir_store_retention_t;
+
+/* The namespace's own retention (-1 where it has none, so the default applies), or
+ * WEIR_ENOTFOUND. */
+int weir_store_retention_get(weir_store_t *store, const char *ns, weir_store_retention_t *out,
+                             weir_err_t *err);
+
+/* Sets the namespace's own retention (-1 fields return to the default). Synchronous;
+ * WEIR_ENOTFOUND when the namespace does not exist, WEIR_EINVAL below -1. */
+int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_store_retention_t *r,
+                             weir_err_t *err);
+
+/*
+ * One step of retention, through the writer queue so that it commits between writes: deletes
+ * at most max_rows of ns's oldest events that policy (no -1 fields) does not keep at now_us,
+ * and sets *deleted. Call again while *deleted == max_rows. Synchronous.
+ */
+int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_retention_t *policy,
+                    int64_t now_us, size_t max_rows, size_t *deleted, weir_err_t *err);
+
+/*
+ * A background thread that applies retention to every namespace every interval_ms, in small
+ * steps with pauses between them, so that it never holds the writer long. defaults (no -1
+ * fields) apply where a namespace has none of its own. Stop it before closing the store.
+ */
+typedef struct weir_store_retainer weir_store_retainer_t;
+
+int weir_store_retainer_start(weir_store_t *store, const weir_store_retention_t *defaults,
+                              unsigned interval_ms, weir_store_retainer_t **out, weir_err_t *err);
+void weir_store_retainer_stop(weir_store_retainer_t *r);
+
+/* ---- listeners and deliveries ---------------------------------------------------------- */
+
+/*
+ * A listener is kept as an opaque JSON spec (the route module gives it meaning) with counters
+ * of the deliveries it finished. Its `and` state (events collected toward a set) and its
+ * pending deliveries are rows that the writer changes in the same transaction as the events
+ * and outcomes that cause the change, so that a crash loses or repeats nothing half-done.
+ */
+typedef struct weir_store_listener {
+    char *id;
+    char *ns;
+    char *spec; /* JSON text */
+    int64_t created_us;
+    int64_t delivered;     /* counters, read only */
+    int64_t failed;        /* gave up: no dead-letter sink, or it refused too */
+    int64_t dead_lettered; /* reached the dead-letter sink */
+    int64_t pending;       /* deliveries not finished (weir_store_listener_get only) */
+} weir_store_listener_t;
+
+void weir_store_listeners_free(weir_store_listener_t *list, size_t n);
+void weir_store_listener_clear(weir_store_listener_t *l);
+
+/* Creates a listener (id, ns, spec, created_us are read). Synchronous; WEIR_ENOTFOUND when the
+ * namespace does not exist, WEIR_EEXIST when the id is taken. */
+int weir_store_listener_put(weir_store_t *store, const weir_store_listener_t *l, weir_err_t *err);
+
+/* Deletes a listener with its `and` state and its pending deliveries. Synchronous;
+ * WEIR_ENOTFOUND when ns has no listener with this id. */
+int weir_store_listener_delete(weir_store_t *store, const char *ns, const char *id,
+                               weir_err_t *err);
+
+/* Listeners of ns (every namespace when ns is NULL) with an id above after (NULL: from the
+ * first), sorted by id, at most limit. Free with weir_store_listeners_free. */
+int weir_store_listeners(weir_store_t *store, const char *ns, const char *after, size_t limit,
+                         weir_store_listener_t **out, size_t *n, weir_err_t *err);
+
+/* One listener with its counters and pending count; WEIR_ENOTFOUND. Clear with
+ * weir_store_listener_clear. */
+int weir_store_listener_get(weir_store_t *store, const char *ns, const char *id,
+                            weir_store_listener_t *out, weir_err_t *err);
+
+/* One event an `and` listener holds toward a set. */
+typedef struct weir_store_collected {
+    char *key;  /* the correlation key */
+    char *type; /* the event type it fills */
+    char *event_id;
+    int64_t received_us;
+} weir_store_collected_t;
+
+/* What an `and` listener holds, sorted by key and type. Free with weir_store_collected_free. */
+int weir_store_collected(weir_store_t *store, const char *id, weir_store_collected_t **out,
+                         size_t *n, weir_err_t *err);
+void weir_store_collected_free(weir_store_collected_t *list, size_t n);
+
+/* What a listener makes of one event it matched (see weir_store_item_t.matches). */
+typedef enum weir_store_match_kind {
+    WEIR_STORE_MATCH_DELIVER = 0, /* deliver this event */
+    WEIR_STORE_MATCH_COLLECT,     /* add it to an `and` set; deliver the set once complete */
+} weir_store_match_kind_t;
+
+typedef struct weir_store_match {
+    const char *listener; /* the listener's id; ignored when it no longer exists */
+    weir_store_match_kind_t kind;
+    /* COLLECT only: */
+    const char *type;    /* the event type this event fills in the set */
+    const char *key;     /* the correlation key: events of one set share it */
+    unsigned ntypes;     /* types that complete the set */
+    int64_t lifespan_us; /* members received longer ago than this are dropped first */
+} weir_store_match_t;
+
+/*
+ * A pending delivery. payload is the event in the JSON format, or for a completed `and` set
+ * (combined) a JSON object of event type to the event in the JSON format. NULL when the event
+ * is gone (deleted with retention).
+ */
+typedef struct weir_store_delivery {
+    int64_t id;
+    char *listener;
+    char *ns;
+    int64_t seq; /* the event delivered (0 for a set) */
+    char *payload;
+    bool combined;
+    unsigned attempts;  /* attempts made so far in this phase */
+    bool dead_letter;   /* in its dead-letter phase: going to the dead-letter sink */
+    int64_t due_us;     /* when the next attempt is due */
+    int64_t created_us; /* when the event was committed */
+    int last_status;    /* HTTP status of the last attempt (0: none or no answer) */
+    char *last_error;   /* what the target answered last (for knativeerrordata), or NULL */
+} weir_store_delivery_t;
+
+void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n);
+
+/*
+ * Deliveries due at now_us, ordered by (due_us, id) and strictly after (after_due, after_id),
+ * at most limit. The delivery engine scans with this cursor.
+ */
+int weir_store_deliveries_due(weir_store_t *store, int64_t now_us, int64_t after_due,
+                              int64_t after_id, size_t limit, weir_store_delivery_t **out,
+                              size_t *n, weir_err_t *err);
+
+/* Deliveries with an id above after_id, by id, at most limit: what commits since the last
+ * call created (ids only grow). */
+int weir_store_deliveries_new(weir_store_t *store, int64_t after_id, size_t limit,
+                              weir_store_delivery_t **out, size_t *n, weir_err_t *err);
+
+/* Deliveries not finished (count may be NULL), and the earliest due_us after now_us among them
+ * (INT64_MAX when none). */
+int weir_store_deliveries_pending(weir_store_t *store, int64_t now_us, int64_t *count,
+                                  int64_t *next_due_us, weir_err_t *err);
+
+/* What became of one delivery attempt (see weir_store_write_t.outcomes). */
+typedef enum weir_store_outcome_kind {
+    WEIR_STORE_DELIVERED = 0, /* finished: the target (or dead-letter sink) took it */
+    WEIR_STORE_FAILED,        /* finished: given up */
+    WEIR_STORE_DISCARDED,     /* finished without counting: its listener or event is gone */
+    WEIR_STORE_RETRY,         /* try again at due_us (attempts counted so far) */
+    WEIR_STORE_DEAD_LETTER,   /* go to the dead-letter sink now, with the error kept */
+} weir_store_outcome_kind_t;
+
+typedef struct weir_store_outcome {
+    int64_t delivery;
+    weir_store_outcome_kind_t kind;
+    bool dead_letter; /* DELIVERED and FAILED: the phase it finished in */
+    unsigned attempts;
+    int64_t due_us;
+    int last_status;
+    const char *last_error; /* may be NULL */
+} weir_store_outcome_t;
+
+/*
+ * Calls cb(arg) on a store thread after each group of writes became durable (or failed), so
+ * that the delivery engine loads what the group made due. cb must be quick and must not call
+ * the store. NULL removes the hook; once this returns, the old hook is not running.
+ */
+void weir_store_set_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
+
+/* Submits w and waits for its commit; returns its status. */
+int weir_store_write_wait(weir_store_t *store, weir_store_write_t *w);
 
 #endif

@@ -1,0 +1,496 @@
+/*
+ * engine.c: the delivery engine: one thread, one curl multi handle. It loads due deliveries
+ * from the store (new ones by id after each commit; retries and backlog by due time), starts
+ * at most max_inflight of them (max_per_target to one listener, so that a slow or dead target
+ * never holds the slots the others need), and writes each outcome back through the store
+ * writer in batches. A delivery stays in the engine's table from its load until its outcome is
+ * committed, so that no scan starts it twice.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "deliver/engine.h"
+
+#define MODULE           "deliver"
+#define PAGE             256
+#define SWEEP_US         1000000 /* a full scan of due deliveries at least this often */
+#define BUSY_RETRY_MS    10
+#define STOPPING_POLL_MS 20
+
+/* ---- the job table: open addressing by delivery id ------------------------------------- */
+
+static size_t slot_of(const weir_deliver_t *d, int64_t id)
+{
+    return (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ULL) & (d->table_size - 1);
+}
+
+job_t *weir_deliver_find(const weir_deliver_t *d, int64_t id)
+{
+    for (size_t i = slot_of(d, id);; i = (i + 1) & (d->table_size - 1)) {
+        if (d->table[i] == NULL || d->table[i]->id == id) {
+            return d->table[i];
+        }
+    }
+}
+
+static void table_put(weir_deliver_t *d, job_t *job)
+{
+    size_t i = slot_of(d, job->id);
+    while (d->table[i] != NULL) {
+        i = (i + 1) & (d->table_size - 1);
+    }
+    d->table[i] = job;
+    d->njobs++;
+}
+
+/* Removes job, shifting later entries of its run back so that lookups still find them. */
+static void table_remove(weir_deliver_t *d, const job_t *job)
+{
+    size_t mask = d->table_size - 1;
+    size_t i = slot_of(d, job->id);
+    while (d->table[i] != job) {
+        i = (i + 1) & mask;
+    }
+    d->table[i] = NULL;
+    for (size_t j = (i + 1) & mask; d->table[j] != NULL; j = (j + 1) & mask) {
+        size_t home = slot_of(d, d->table[j]->id);
+        bool movable = ((j - home) & mask) >= ((j - i) & mask);
+        if (movable) {
+            d->table[i] = d->table[j];
+            d->table[j] = NULL;
+            i = j;
+        }
+    }
+    d->njobs--;
+}
+
+static size_t free_slots(const weir_deliver_t *d)
+{
+    return d->njobs < d->cfg.max_inflight ? d->cfg.max_inflight - d->njobs : 0;
+}
+
+static void job_free(job_t *job)
+{
+    weir_deliver_job_release(job);
+    weir_ce_free(job->ev);
+    weir_deliver_spec_clear(&job->spec);
+    weir_free(job->listener);
+    weir_free(job->ns);
+    weir_free(job->last_error);
+    weir_free(job);
+}
+
+/* ---- starting deliveries --------------------------------------------------------------- */
+
+/* Builds what a delivery sends; NULL when its event (or set) is gone or unreadable. */
+static weir_event_t *build_event(const weir_store_delivery_t *row)
+{
+    weir_event_t *ev = NULL;
+    if (row->payload == NULL) {
+        return NULL;
+    }
+    if (row->combined) {
+        return weir_deliver_and_event(row->ns, row->listener, row->id, row->created_us,
+                                      row->payload);
+    }
+    weir_ce_decode_structured(row->payload, strlen(row->payload), &ev, NULL);
+    return ev;
+}
+
+static job_t *job_new(const weir_store_delivery_t *row)
+{
+    job_t *job = weir_calloc(1, sizeof(*job));
+    job->id = row->id;
+    job->listener = weir_strdup(row->listener);
+    job->ns = weir_strdup(row->ns);
+    job->dead_letter = row->dead_letter;
+    job->attempts = row->attempts;
+    job->created_us = row->created_us;
+    return job;
+}
+
+/* Settles a job without sending it: its listener or its event is gone. */
+static void discard(weir_deliver_t *d, job_t *job, const char *why)
+{
+    WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns, "delivery %lld of listener %s discarded: %s",
+             (long long)job->id, job->listener, why);
+    job->outcome = (weir_store_outcome_t){.delivery = job->id, .kind = WEIR_STORE_DISCARDED};
+    table_put(d, job);
+    weir_deliver_batch_add(d, job, NULL, 0);
+}
+
+static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t *row)
+{
+    job->hops = weir_deliver_hops(job->ev, row->combined ? row->payload : NULL);
+    job->url = job->dead_letter ? job->spec.dead_letter_sink : job->spec.sink;
+    if (job->dead_letter) {
+        weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->last_status, row->last_error);
+    }
+    if (!weir_deliver_job_request(job, d->cfg.max_reply) ||
+        curl_multi_add_handle(d->multi, job->easy) != CURLM_OK) {
+        weir_error(MODULE, "cannot start a request to %s", job->url);
+        return false;
+    }
+    job->start_ns = weir_mono_ns();
+    job->in_flight = true;
+    table_put(d, job);
+    return true;
+}
+
+/* Starts one loaded delivery; false when its target is saturated (it waits for a later scan). */
+static bool start(weir_deliver_t *d, const weir_store_delivery_t *row)
+{
+    job_t *job = job_new(row);
+    int rc = weir_deliver_target_take(d, row->listener, &job->spec);
+    if (rc == WEIR_EBUSY) {
+        job_free(job);
+        return false;
+    }
+    job->ev = rc == 0 ? build_event(row) : NULL;
+    if (rc != 0 || job->ev == NULL) {
+        if (rc == 0) {
+            weir_deliver_target_give(d, row->listener);
+        }
+        discard(d, job, rc != 0 ? "its listener is gone" : "its event is gone");
+        return true;
+    }
+    if (job->dead_letter && job->spec.dead_letter_sink == NULL) {
+        job->dead_letter = false; /* the sink was taken away: deliver to the target instead */
+    }
+    if (!send_job(d, job, row)) {
+        weir_deliver_target_give(d, row->listener);
+        job_free(job);
+        d->backlog = true;
+    }
+    return true;
+}
+
+/* Considers one row of a scan. */
+static void consider(weir_deliver_t *d, const weir_store_delivery_t *row, int64_t now_us)
+{
+    if (weir_deliver_find(d, row->id) != NULL) {
+        return;
+    }
+    if (row->due_us > now_us) {
+        d->next_due_us = row->due_us < d->next_due_us ? row->due_us : d->next_due_us;
+        return;
+    }
+    if (!start(d, row)) {
+        d->backlog = true;
+    }
+}
+
+/* New deliveries, by id, from where the last such scan stopped. */
+static void load_new(weir_deliver_t *d, int64_t now_us)
+{
+    while (free_slots(d) > 0) {
+        weir_store_delivery_t *rows = NULL;
+        size_t n = 0;
+        if (weir_store_deliveries_new(d->store, d->max_seen, PAGE, &rows, &n, NULL) != 0) {
+            d->more_new = true;
+            return;
+        }
+        size_t i = 0;
+        for (; i < n && free_slots(d) > 0; i++) {
+            consider(d, &rows[i], now_us);
+            d->max_seen = rows[i].id;
+        }
+        weir_store_deliveries_free(rows, n);
+        d->more_new = i < n || n == PAGE;
+        if (!d->more_new) {
+            return;
+        }
+    }
+}
+
+/* Every due delivery, oldest due first: retries, and what earlier scans had to leave. */
+static void load_due(weir_deliver_t *d, int64_t now_us)
+{
+    int64_t after_due = INT64_MIN, after_id = 0;
+    bool left = false;
+
+    d->backlog = false;
+    while (free_slots(d) > 0) {
+        weir_store_delivery_t *rows = NULL;
+        size_t n = 0;
+        if (weir_store_deliveries_due(d->store, now_us, after_due, after_id, PAGE, &rows, &n,
+                                      NULL) != 0) {
+            d->backlog = true;
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            left = left || free_slots(d) == 0;
+            if (!left) {
+                consider(d, &rows[i], now_us);
+            }
+            after_due = rows[i].due_us;
+            after_id = rows[i].id;
+        }
+        weir_store_deliveries_free(rows, n);
+        if (left || n < PAGE) {
+            break;
+        }
+    }
+    d->backlog = d->backlog || left || free_slots(d) == 0;
+    weir_store_deliveries_pending(d->store, now_us, NULL, &d->next_due_us, NULL);
+    d->next_sweep_us = now_us + SWEEP_US;
+}
+
+static void load(weir_deliver_t *d)
+{
+    int64_t now = weir_wall_us();
+    bool woken = atomic_exchange(&d->woken, false);
+
+    if ((woken || d->more_new) && free_slots(d) > 0) {
+        load_new(d, now);
+    }
+    bool due = d->backlog || now >= d->next_due_us || now >= d->next_sweep_us;
+    if (due && free_slots(d) > 0) {
+        load_due(d, now);
+    }
+}
+
+/* ---- finished attempts ----------------------------------------------------------------- */
+
+static void log_final(const job_t *job, long status)
+{
+    const weir_store_outcome_t *o = &job->outcome;
+    if (o->kind == WEIR_STORE_DEAD_LETTER) {
+        WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
+                 "delivery %lld of listener %s goes to the dead-letter sink after %u attempts:"
+                 " %s answered %ld",
+                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
+    } else if (o->kind == WEIR_STORE_FAILED) {
+        WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
+                 "delivery %lld of listener %s failed after %u attempts: %s answered %ld",
+                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
+    }
+}
+
+/* Decides what follows an attempt and fills job->outcome. */
+static void decide(job_t *job, long status, CURLcode result)
+{
+    int64_t now = weir_wall_us();
+    int64_t retry_after =
+        weir_deliver_retry_after_us(weir_deliver_job_header(job, "Retry-After"), now);
+    int64_t due = now;
+    unsigned attempts = job->attempts + 1;
+
+    weir_store_outcome_kind_t kind =
+        weir_deliver_decide(&job->spec, job->dead_letter, attempts, status, retry_after, now, &due);
+    job->last_error =
+        kind == WEIR_STORE_DELIVERED ? NULL : weir_deliver_job_error_text(job, result);
+    job->outcome = (weir_store_outcome_t){.delivery = job->id,
+                                          .kind = kind,
+                                          .dead_letter = job->dead_letter,
+                                          .attempts = attempts,
+                                          .due_us = due,
+                                          .last_status = (int)status,
+                                          .last_error = job->last_error};
+    log_final(job, status);
+}
+
+static void finish(weir_deliver_t *d, job_t *job, CURLcode result)
+{
+    long status = 0;
+    if (result == CURLE_OK) {
+        curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
+    weir_deliver_observe(d, weir_mono_ns() - job->start_ns);
+    curl_multi_remove_handle(d->multi, job->easy);
+    job->in_flight = false;
+    weir_deliver_target_give(d, job->listener);
+    decide(job, status, result);
+
+    weir_event_t **replies = NULL;
+    size_t n = 0;
+    if (job->outcome.kind == WEIR_STORE_DELIVERED && status == 200 && !job->dead_letter) {
+        weir_deliver_replies(d, job, &replies, &n);
+    }
+    weir_deliver_job_release(job);
+    weir_deliver_batch_add(d, job, replies, n);
+}
+
+static void reap(weir_deliver_t *d)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            job_t *job = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
+            finish(d, job, msg->data.result);
+        }
+    }
+}
+
+/* ---- settling -------------------------------------------------------------------------- */
+
+/* A job whose outcome committed (status 0) or did not (it stays pending, to be sent again). */
+void weir_deliver_settle(weir_deliver_t *d, job_t *job, int status)
+{
+    if (status == 0) {
+        weir_deliver_count(d, job);
+        if (job->outcome.kind == WEIR_STORE_RETRY) {
+            int64_t due = job->outcome.due_us;
+            d->next_due_us = due < d->next_due_us ? due : d->next_due_us;
+        } else if (job->outcome.kind == WEIR_STORE_DEAD_LETTER) {
+            d->backlog = true;
+        }
+    } else {
+        d->backlog = true;
+    }
+    table_remove(d, job);
+    job_free(job);
+}
+
+/* ---- the thread ------------------------------------------------------------------------ */
+
+/* Abandons the requests still in flight: their deliveries stay pending in the store. */
+static void abandon(weir_deliver_t *d)
+{
+    for (size_t i = 0; i < d->table_size; i++) {
+        job_t *job = d->table[i];
+        if (job != NULL && job->in_flight) {
+            curl_multi_remove_handle(d->multi, job->easy);
+            weir_deliver_target_give(d, job->listener);
+            table_remove(d, job);
+            job_free(job);
+            i = (size_t)-1; /* the table shifted: start over */
+        }
+    }
+}
+
+static int poll_timeout_ms(const weir_deliver_t *d)
+{
+    if (d->stopping || atomic_load(&d->woken)) {
+        return atomic_load(&d->woken) ? 0 : STOPPING_POLL_MS;
+    }
+    if (d->ready != NULL) {
+        return BUSY_RETRY_MS;
+    }
+    int64_t now = weir_wall_us();
+    int64_t next = d->next_due_us < d->next_sweep_us ? d->next_due_us : d->next_sweep_us;
+    int64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+    return ms > 1000 ? 1000 : (int)ms;
+}
+
+/* While stopping: true once everything in flight ended and every outcome is committed. */
+static bool drained(weir_deliver_t *d)
+{
+    if (weir_mono_ns() >= d->stop_deadline_ns) {
+        abandon(d);
+    }
+    return d->njobs == 0 && weir_deliver_batches_idle(d);
+}
+
+static void *engine_main(void *arg)
+{
+    weir_deliver_t *d = arg;
+    int running = 0;
+
+    for (;;) {
+        weir_deliver_batches_settle(d);
+        d->stopping = atomic_load(&d->stop);
+        if (!d->stopping) {
+            load(d);
+        }
+        curl_multi_perform(d->multi, &running);
+        reap(d);
+        weir_deliver_batches_flush(d);
+        if (d->stopping && drained(d)) {
+            break;
+        }
+        curl_multi_poll(d->multi, NULL, 0, poll_timeout_ms(d), NULL);
+    }
+    return NULL;
+}
+
+/* ---- starting and stopping ------------------------------------------------------------- */
+
+void weir_deliver_config_default(weir_deliver_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_inflight = 512;
+    cfg->max_per_target = 128;
+    cfg->max_host_connections = 32;
+    cfg->max_hops = WEIR_DELIVER_HOPS_MAX;
+    cfg->max_reply = 1024 * 1024;
+}
+
+static void on_commit(void *arg)
+{
+    weir_deliver_t *d = arg;
+    atomic_store(&d->woken, true);
+    curl_multi_wakeup(d->multi);
+}
+
+static weir_deliver_t *engine_new(weir_store_t *store, const weir_deliver_config_t *cfg)
+{
+    weir_deliver_t *d = weir_calloc(1, sizeof(*d));
+    d->store = store;
+    d->cfg = *cfg;
+    d->cfg.max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight : 512;
+    d->cfg.max_per_target = cfg->max_per_target > 0 ? cfg->max_per_target : 128;
+    d->table_size = 16;
+    while (d->table_size < 2 * d->cfg.max_inflight) {
+        d->table_size *= 2;
+    }
+    d->table = weir_calloc(d->table_size, sizeof(*d->table));
+    d->next_due_us = INT64_MAX;
+    d->next_sweep_us = 0;
+    atomic_init(&d->woken, true); /* the first turn loads what a restart left pending */
+    atomic_init(&d->stop, false);
+    weir_deliver_targets_init(d);
+    pthread_mutex_init(&d->lock, NULL);
+    return d;
+}
+
+static void engine_free(weir_deliver_t *d)
+{
+    if (d->multi != NULL) {
+        curl_multi_cleanup(d->multi);
+    }
+    weir_deliver_targets_free(d);
+    pthread_mutex_destroy(&d->lock);
+    weir_free(d->table);
+    weir_free(d);
+}
+
+int weir_deliver_start(weir_store_t *store, const weir_deliver_config_t *cfg, weir_deliver_t **out,
+                       weir_err_t *err)
+{
+    *out = NULL;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return weir_err_set(err, WEIR_EIO, NULL, "cannot initialise libcurl");
+    }
+    weir_deliver_t *d = engine_new(store, cfg);
+    d->multi = curl_multi_init();
+    if (d->multi == NULL) {
+        engine_free(d);
+        return weir_err_set(err, WEIR_EIO, NULL, "cannot create a curl multi handle");
+    }
+    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, d->cfg.max_host_connections);
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->cfg.max_inflight);
+    if (pthread_create(&d->thread, NULL, engine_main, d) != 0) {
+        engine_free(d);
+        return weir_err_set(err, WEIR_EIO, NULL, "cannot start the delivery thread");
+    }
+    weir_store_set_commit_hook(store, on_commit, d);
+    *out = d;
+    return 0;
+}
+
+void weir_deliver_stop(weir_deliver_t *d, unsigned timeout_ms)
+{
+    if (d == NULL) {
+        return;
+    }
+    weir_store_set_commit_hook(d->store, NULL, NULL);
+    d->stop_deadline_ns = weir_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    atomic_store(&d->stop, true);
+    curl_multi_wakeup(d->multi);
+    pthread_join(d->thread, NULL);
+    engine_free(d);
+}

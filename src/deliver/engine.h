@@ -1,0 +1,76 @@
+/*
+ * deliver/engine.h: private to the deliver module: the engine's state, shared by engine.c (the
+ * thread and its scans), batch.c (outcomes written back through the store) and target.c (the
+ * listeners' targets, their limits and metrics).
+ */
+#ifndef WEIR_DELIVER_ENGINE_H
+#define WEIR_DELIVER_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "deliver/job.h"
+
+#define TARGET_BUCKETS 256
+
+typedef struct target target_t;
+typedef struct batch batch_t;
+
+struct weir_deliver {
+    weir_store_t *store;
+    weir_deliver_config_t cfg;
+    pthread_t thread;
+    CURLM *multi;
+    atomic_bool woken; /* a commit may have made deliveries due */
+    atomic_bool stop;
+    uint64_t stop_deadline_ns;
+
+    /* Owned by the engine's thread: */
+    bool stopping;
+    job_t **table; /* every job from its load until its outcome is committed */
+    size_t table_size;
+    size_t njobs;
+    int64_t max_seen;      /* the highest delivery id a scan of new ones has passed */
+    bool more_new;         /* that scan stopped early */
+    bool backlog;          /* due deliveries were left for lack of room */
+    int64_t next_due_us;   /* the earliest known retry */
+    int64_t next_sweep_us; /* the next full scan of due deliveries */
+    batch_t *open;         /* outcomes not yet submitted */
+    batch_t *ready;        /* batches the store refused for now (queue full) */
+    size_t outstanding;    /* batches submitted and not yet done */
+
+    pthread_mutex_t lock; /* guards committed */
+    batch_t *committed;   /* batches done, for the thread to settle */
+
+    pthread_mutex_t targets_lock; /* guards the targets and their counters */
+    target_t *targets[TARGET_BUCKETS];
+    weir_histogram_t latency; /* of attempts */
+    atomic_uint_fast64_t replies_stored;
+    atomic_uint_fast64_t replies_refused; /* invalid, too large, or past the hop limit */
+    atomic_size_t in_flight;
+};
+
+/* engine.c */
+job_t *weir_deliver_find(const weir_deliver_t *d, int64_t id);
+void weir_deliver_settle(weir_deliver_t *d, job_t *job, int status);
+
+/* batch.c: outcomes (and replies) go into batches, submitted to the store by the thread. */
+void weir_deliver_batch_add(weir_deliver_t *d, job_t *job, weir_event_t **replies, size_t n);
+void weir_deliver_batches_flush(weir_deliver_t *d);
+void weir_deliver_batches_settle(weir_deliver_t *d);
+bool weir_deliver_batches_idle(const weir_deliver_t *d);
+/* The replies of a 200 answer that may enter the namespace (hop count set). */
+void weir_deliver_replies(weir_deliver_t *d, job_t *job, weir_event_t ***out, size_t *n);
+
+/* target.c */
+void weir_deliver_targets_init(weir_deliver_t *d);
+void weir_deliver_targets_free(weir_deliver_t *d);
+/* Copies the listener's spec into spec and counts one more in flight: 0, WEIR_ENOTFOUND (no
+ * such target), WEIR_EBUSY (it has max_per_target in flight). */
+int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliver_spec_t *spec);
+void weir_deliver_target_give(weir_deliver_t *d, const char *listener);
+/* Counts a committed outcome in the listener's metrics. */
+void weir_deliver_count(weir_deliver_t *d, const job_t *job);
+void weir_deliver_observe(weir_deliver_t *d, uint64_t ns);
+
+#endif

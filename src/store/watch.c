@@ -1,0 +1,153 @@
+/*
+ * watch.c: how live streams learn that events became durable. The syncer notes each durable
+ * group here; waiters sleep on one condition variable and check, in memory, whether their own
+ * namespace moved, so a stream of a quiet namespace costs no database read when others are busy.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/watch.h"
+
+typedef struct ns_seq {
+    char *name;
+    int64_t seq; /* the newest durable event of the namespace since open */
+} ns_seq_t;
+
+struct weir_store_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t moved;
+    int64_t horizon;
+    ns_seq_t *ns; /* one per namespace written since open; few, so a linear search */
+    size_t nns;
+};
+
+weir_store_watch_t *weir_store_watch_new(void)
+{
+    weir_store_watch_t *w = weir_calloc(1, sizeof(*w));
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&w->lock, NULL);
+    /* Waits are timed by the caller's deadline, which must not jump with the wall clock. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->moved, &attr);
+    pthread_condattr_destroy(&attr);
+    return w;
+}
+
+void weir_store_watch_free(weir_store_watch_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < w->nns; i++) {
+        weir_free(w->ns[i].name);
+    }
+    weir_free(w->ns);
+    pthread_cond_destroy(&w->moved);
+    pthread_mutex_destroy(&w->lock);
+    weir_free(w);
+}
+
+void weir_store_watch_start(weir_store_watch_t *w, int64_t seq)
+{
+    pthread_mutex_lock(&w->lock);
+    w->horizon = seq;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The entry of ns, or NULL. Called with the lock held. */
+static ns_seq_t *find(weir_store_watch_t *w, const char *ns)
+{
+    for (size_t i = 0; i < w->nns; i++) {
+        if (strcmp(w->ns[i].name, ns) == 0) {
+            return &w->ns[i];
+        }
+    }
+    return NULL;
+}
+
+static void note_one(weir_store_watch_t *w, const char *ns, int64_t seq)
+{
+    ns_seq_t *e = find(w, ns);
+
+    if (e == NULL) {
+        w->ns = weir_realloc(w->ns, (w->nns + 1) * sizeof(*w->ns));
+        e = &w->ns[w->nns++];
+        e->name = weir_strdup(ns);
+        e->seq = 0;
+    }
+    if (seq > e->seq) {
+        e->seq = seq;
+    }
+    if (seq > w->horizon) {
+        w->horizon = seq;
+    }
+}
+
+void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list,
+                           bool (*counts)(const weir_store_write_t *))
+{
+    bool moved = false;
+
+    pthread_mutex_lock(&w->lock);
+    for (const weir_store_write_t *wr = list; wr != NULL; wr = wr->next) {
+        if (!counts(wr) || wr->status != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < wr->nitems; i++) {
+            const weir_store_item_t *it = &wr->items[i];
+            if (!it->duplicate && !it->replay && it->seq > 0) {
+                note_one(w, it->ns, it->seq);
+                moved = true;
+            }
+        }
+    }
+    if (moved) {
+        pthread_cond_broadcast(&w->moved);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+int64_t weir_store_watch_horizon(weir_store_watch_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int64_t seq = w->horizon;
+    pthread_mutex_unlock(&w->lock);
+    return seq;
+}
+
+static struct timespec deadline_after(uint64_t timeout_ns)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns % 1000000000u;
+    ts.tv_sec += (time_t)(timeout_ns / 1000000000u + ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    return ts;
+}
+
+/* True when ns has a durable event above after_seq. Called with the lock held. */
+static bool ns_moved(weir_store_watch_t *w, const char *ns, int64_t after_seq)
+{
+    const ns_seq_t *e = find(w, ns);
+    return e != NULL && e->seq > after_seq;
+}
+
+bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_seq,
+                           uint64_t timeout_ns)
+{
+    struct timespec until = deadline_after(timeout_ns);
+    bool timed_out = false;
+
+    pthread_mutex_lock(&w->lock);
+    while (!ns_moved(w, ns, after_seq) && !timed_out) {
+        timed_out = pthread_cond_timedwait(&w->moved, &w->lock, &until) == ETIMEDOUT;
+    }
+    bool moved = ns_moved(w, ns, after_seq);
+    pthread_mutex_unlock(&w->lock);
+    return moved;
+}

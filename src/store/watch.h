@@ -1,0 +1,30 @@
+/*
+ * store/watch.h: private to the store. The durable horizon and, per namespace, the newest
+ * durable seq, with a condition variable on which live streams wait for new events.
+ */
+#ifndef WEIR_STORE_WATCH_H
+#define WEIR_STORE_WATCH_H
+
+#include "store/store.h"
+
+typedef struct weir_store_watch weir_store_watch_t;
+
+weir_store_watch_t *weir_store_watch_new(void);
+void weir_store_watch_free(weir_store_watch_t *w);
+
+/* Starts the horizon at seq (everything stored at open counts as durable). */
+void weir_store_watch_start(weir_store_watch_t *w, int64_t seq);
+
+/*
+ * Syncer: the writes linked through next (the store's write list) are durable; notes the seq of
+ * every event they stored and wakes the waiters. Call before the done callbacks run, since one
+ * may free its write.
+ */
+void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list,
+                           bool (*counts)(const weir_store_write_t *));
+
+int64_t weir_store_watch_horizon(weir_store_watch_t *w);
+bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_seq,
+                           uint64_t timeout_ns);
+
+#endif

@@ -1,0 +1,328 @@
+// Listeners and delivery: each mode, glob and dialect filters, `and` sets and their lifespan,
+// retries with their delays, dead letters, replies and their loop guard, a crash with
+// deliveries pending, and the refusal of invalid listeners. Targets are node servers on
+// loopback started by each test.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { Weir } from './lib/weir.mjs';
+
+// A target: records each request; `answer(req, n)` returns { status, headers, body }.
+class Target {
+  constructor(answer = () => ({ status: 202 })) {
+    this.answer = answer;
+    this.got = [];
+    this.waiters = [];
+  }
+
+  async start(port = 0) {
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const hit = { at: Date.now(), headers: req.headers, body: Buffer.concat(chunks).toString() };
+        this.got.push(hit);
+        const a = this.answer(hit, this.got.length);
+        res.writeHead(a.status, a.headers || {});
+        res.end(a.body || '');
+        this.waiters = this.waiters.filter((w) => !w());
+      });
+    });
+    await new Promise((r) => this.server.listen(port, '127.0.0.1', r));
+    this.port = this.server.address().port;
+    this.url = `http://127.0.0.1:${this.port}/`;
+    return this;
+  }
+
+  // Resolves once n requests arrived; rejects after ms.
+  until(n, ms = 10000) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.got.length >= n) { clearTimeout(timer); resolve(this.got); return true; }
+        return false;
+      };
+      const timer = setTimeout(() => reject(new Error(`${this.got.length} of ${n} requests arrived`)), ms);
+      if (!check()) this.waiters.push(check);
+    });
+  }
+
+  stop() {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(r));
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function send(weir, ns, { id, type, subject, source = '/test', data = '{"n":1}', extra = {} }) {
+  const headers = { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': source, 'ce-type': type,
+    'content-type': 'application/json', ...extra };
+  if (subject !== undefined) headers['ce-subject'] = subject;
+  const res = await fetch(`${weir.sink}/${ns}`, { method: 'POST', headers, body: data });
+  assert.equal(res.status, 202, await res.text());
+}
+
+async function listen(weir, ns, spec) {
+  const res = await fetch(`${weir.api}/api/v2/namespaces/${ns}/events/listeners`, {
+    method: 'POST', body: JSON.stringify(spec) });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body;
+}
+
+async function state(weir, ns, id) {
+  const res = await fetch(`${weir.api}/api/v2/namespaces/${ns}/events/listeners/${id}`);
+  assert.equal(res.status, 200);
+  return (await res.json()).state;
+}
+
+// Runs fn with a started weir holding namespace `demo`, and targets to stop afterwards.
+async function withWeir(fn, weir = new Weir()) {
+  const targets = [];
+  const target = async (answer, port) => { const t = await new Target(answer).start(port); targets.push(t); return t; };
+  try {
+    await weir.start();
+    await weir.createNamespace('demo');
+    await fn(weir, target);
+  } finally {
+    await Promise.all(targets.map((t) => t.stop()));
+    await weir.cleanup();
+  }
+}
+
+test('simple: delivers in binary mode with encoded headers; globs choose', () => withWeir(async (weir, target) => {
+  const t = await target();
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a', context: { subject: 'x*', source: '/t*' } }], sink: t.url });
+  await send(weir, 'demo', { id: 'no', type: 'a', subject: 'yz' });
+  await send(weir, 'demo', { id: 'other-type', type: 'b', subject: 'xyz' });
+  // sent percent-encoded (fetch sends header bytes as latin1), decoded once on the way in
+  await send(weir, 'demo', { id: '1', type: 'a', subject: 'x%20100%25%20caf%C3%A9', data: '{"hi":1}' });
+  const [hit] = await t.until(1);
+  assert.equal(hit.headers['ce-id'], '1');
+  assert.equal(hit.headers['ce-subject'], 'x%20100%25%20caf%C3%A9');
+  assert.equal(hit.headers['content-type'], 'application/json');
+  assert.equal(hit.headers.prefer, 'reply');
+  assert.equal(hit.body, '{"hi":1}');
+  await sleep(300);
+  assert.equal(t.got.length, 1);
+}));
+
+test('xor: any of its types; a duplicate event is delivered once', () => withWeir(async (weir, target) => {
+  const t = await target();
+  await listen(weir, 'demo', { mode: 'xor', events: [{ type: 'a' }, { type: 'b' }], sink: t.url });
+  await send(weir, 'demo', { id: '1', type: 'a' });
+  await send(weir, 'demo', { id: '2', type: 'b' });
+  await send(weir, 'demo', { id: '2', type: 'b' });
+  await send(weir, 'demo', { id: '3', type: 'c' });
+  await t.until(2);
+  await sleep(300);
+  assert.deepEqual(t.got.map((h) => h.headers['ce-id']).sort(), ['1', '2']);
+}));
+
+test('Knative filter dialects', () => withWeir(async (weir, target) => {
+  const t = await target();
+  const filters = [
+    { exact: { source: '/test' } },
+    { prefix: { subject: 'ord' } },
+    { suffix: { subject: '-eu' } },
+    { any: [{ exact: { region: 'a' } }, { exact: { region: 'b' } }] },
+    { not: { exact: { region: 'b' } } },
+    { cesql: "LENGTH(subject) > 6 AND subject LIKE 'order%'" },
+  ];
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a', filters }], sink: t.url });
+  const ok = { type: 'a', subject: 'order-eu', extra: { 'ce-region': 'a' } };
+  await send(weir, 'demo', { ...ok, id: 'wrong-region', extra: { 'ce-region': 'b' } });
+  await send(weir, 'demo', { ...ok, id: 'no-region', extra: {} });
+  await send(weir, 'demo', { ...ok, id: 'wrong-suffix', subject: 'order-us' });
+  await send(weir, 'demo', { ...ok, id: 'wrong-source', source: '/else' });
+  await send(weir, 'demo', { ...ok, id: 'match' });
+  await t.until(1);
+  await sleep(300);
+  assert.deepEqual(t.got.map((h) => h.headers['ce-id']), ['match']);
+}));
+
+test('and: one event per set once all types are in, correlated; expired members drop', () => withWeir(async (weir, target) => {
+  const t = await target();
+  const l = await listen(weir, 'demo', { mode: 'and', events: [{ type: 'a' }, { type: 'b' }],
+    correlate: ['subject'], lifespan: 'PT1S', sink: t.url });
+  await send(weir, 'demo', { id: '1', type: 'a', subject: 'k1', data: '{"from":"a"}' });
+  await send(weir, 'demo', { id: '2', type: 'b', subject: 'k2' });
+  const st = await state(weir, 'demo', l.id);
+  assert.equal(st.collected.length, 2);
+  await send(weir, 'demo', { id: '3', type: 'b', subject: 'k1', data: '{"from":"b"}' });
+  const [hit] = await t.until(1);
+  assert.equal(hit.headers['ce-type'], 'io.weir.listener.and');
+  assert.equal(hit.headers['ce-source'], `/weir/namespaces/demo/listeners/${l.id}`);
+  const set = JSON.parse(hit.body);
+  assert.deepEqual(Object.keys(set).sort(), ['a', 'b']);
+  assert.deepEqual(set.a.data, { from: 'a' });
+  assert.equal(set.b.id, '3');
+  // k2's b is now older than the lifespan: an a for k2 does not complete the set.
+  await sleep(1300);
+  await send(weir, 'demo', { id: '4', type: 'a', subject: 'k2' });
+  await sleep(400);
+  assert.equal(t.got.length, 1);
+  await send(weir, 'demo', { id: '5', type: 'b', subject: 'k2' });
+  await t.until(2);
+}));
+
+test('retries: a target that fails twice then succeeds gets exactly three attempts, backed off', () => withWeir(async (weir, target) => {
+  const t = await target((hit, n) => ({ status: n <= 2 ? 503 : 200 }));
+  const l = await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: t.url,
+    delivery: { retry: 3, backoffPolicy: 'exponential', backoffDelay: 'PT0.2S' } });
+  await send(weir, 'demo', { id: '1', type: 'a' });
+  const hits = await t.until(3);
+  const gaps = [hits[1].at - hits[0].at, hits[2].at - hits[1].at];
+  // exponential: the nth retry waits 0.2 s * 2^n
+  assert.ok(Math.abs(gaps[0] - 400) < 150, `first wait ${gaps[0]} ms`);
+  assert.ok(Math.abs(gaps[1] - 800) < 150, `second wait ${gaps[1]} ms`);
+  await sleep(1000);
+  assert.equal(t.got.length, 3);
+  const st = await state(weir, 'demo', l.id);
+  assert.equal(st.delivered, 1);
+  assert.equal(st.pending, 0);
+}));
+
+test('a 400 goes to the dead-letter sink at once, with the Knative error extensions', () => withWeir(async (weir, target) => {
+  const t = await target(() => ({ status: 400, body: 'bad thing' }));
+  const dls = await target();
+  const l = await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: t.url,
+    delivery: { retry: 5, backoffDelay: 'PT0.1S', deadLetterSink: dls.url } });
+  await send(weir, 'demo', { id: '1', type: 'a' });
+  const [dead] = await dls.until(1);
+  assert.equal(t.got.length, 1);
+  assert.equal(dead.headers['ce-id'], '1');
+  assert.equal(dead.headers['ce-knativeerrordest'], t.url);
+  assert.equal(dead.headers['ce-knativeerrorcode'], '400');
+  assert.equal(Buffer.from(decodeURIComponent(dead.headers['ce-knativeerrordata']), 'base64').toString(), 'bad thing');
+  await sleep(300);
+  const st = await state(weir, 'demo', l.id);
+  assert.equal(st.dead_lettered, 1);
+  assert.equal(st.pending, 0);
+  assert.ok(weir.logs.some((x) => x.includes('dead-letter sink') && x.includes('answered 400')));
+}));
+
+test('a reply enters the namespace and wakes listeners; the hop limit stops loops', () => withWeir(async (weir, target) => {
+  const replier = await target((hit) => ({ status: 200, body: '{"r":1}', headers: {
+    'ce-specversion': '1.0', 'ce-id': `r-${hit.headers['ce-id']}`, 'ce-source': '/replier',
+    'ce-type': 'reply', 'content-type': 'application/json' } }));
+  const next = await target();
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: replier.url });
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'reply' }], sink: next.url });
+  await send(weir, 'demo', { id: '1', type: 'a' });
+  const [hit] = await next.until(1);
+  assert.equal(hit.headers['ce-id'], 'r-1');
+  assert.equal(hit.headers['ce-weirhops'], '1');
+  const stored = (await weir.history('demo')).find((i) => i.event.id === 'r-1');
+  assert.ok(stored, 'the reply is in the history');
+
+  // A target that answers every `loop` event with a new `loop` event: stopped at 8 hops.
+  let n = 0;
+  const looper = await target(() => ({ status: 200, headers: { 'ce-specversion': '1.0',
+    'ce-id': `loop-${++n}`, 'ce-source': '/looper', 'ce-type': 'loop' } }));
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'loop' }], sink: looper.url });
+  await send(weir, 'demo', { id: 'start', type: 'loop' });
+  await looper.until(9);
+  await sleep(500);
+  assert.equal(looper.got.length, 9);
+  assert.ok(weir.logs.some((x) => x.includes('replies deep')));
+}));
+
+test('kill -9 with deliveries pending: every matched event reaches its target after restart', async () => {
+  const weir = new Weir();
+  let t = null;
+  try {
+    await weir.start();
+    await weir.createNamespace('demo');
+    // A port nobody listens on yet: every attempt is refused, so deliveries stay pending.
+    const probe = await new Target().start();
+    const port = probe.port;
+    await probe.stop();
+    await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: `http://127.0.0.1:${port}/`,
+      delivery: { retry: 50, backoffPolicy: 'linear', backoffDelay: 'PT0.2S' } });
+    const ids = Array.from({ length: 50 }, (_, i) => `e${i}`);
+    await Promise.all(ids.map((id) => send(weir, 'demo', { id, type: 'a' })));
+    await weir.stop('SIGKILL');
+    t = await new Target().start(port);
+    await weir.start();
+    await t.until(50, 20000);
+    await sleep(500);
+    const got = new Set(t.got.map((h) => h.headers['ce-id']));
+    assert.deepEqual([...ids].filter((id) => !got.has(id)), []);
+  } finally {
+    if (t) await t.stop();
+    await weir.cleanup();
+  }
+});
+
+test('SIGTERM drains deliveries in flight and exits cleanly', () => withWeir(async (weir, target) => {
+  const t = await target();
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: t.url });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => send(weir, 'demo', { id: `s${i}`, type: 'a' })));
+  const exit = await weir.stop('SIGTERM');
+  assert.equal(exit.code, 0, weir.logs.join('\n'));
+}));
+
+test('invalid listeners are refused with 400 naming the field, and nothing is stored', () => withWeir(async (weir) => {
+  const sink = 'http://127.0.0.1:1/';
+  const ok = { mode: 'simple', events: [{ type: 'a' }], sink };
+  const cases = [
+    [{ ...ok, mode: 'nand' }, 'mode'],
+    [{ ...ok, events: [] }, 'events'],
+    [{ ...ok, events: [{ type: 'a' }, { type: 'b' }] }, 'events'],
+    [{ ...ok, events: [{}] }, 'events[0].type'],
+    [{ ...ok, events: [{ type: 'a', color: 'red' }] }, 'events[0].color'],
+    [{ ...ok, events: [{ type: 'a', context: { Subject: 'x' } }] }, 'events[0].context.Subject'],
+    [{ ...ok, events: [{ type: 'a', context: { subject: 1 } }] }, 'events[0].context.subject'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ exact: { a: 'x' }, prefix: { a: 'y' } }] }] }, 'events[0].filters[0]'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ regex: { a: 'x' } }] }] }, 'events[0].filters[0].regex'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ cesql: 'subject =' }] }] }, 'events[0].filters[0].cesql'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ any: [] }] }] }, 'events[0].filters[0].any'],
+    [{ ...ok, lifespan: 'PT1M' }, 'lifespan'],
+    [{ mode: 'and', events: [{ type: 'a' }, { type: 'b' }], sink }, 'lifespan'],
+    [{ mode: 'and', events: [{ type: 'a' }, { type: 'a' }], lifespan: 'PT1M', sink }, 'events'],
+    [{ mode: 'and', events: [{ type: 'a' }, { type: 'b' }], lifespan: 'PT1M', correlate: ['X'], sink }, 'correlate'],
+    [{ ...ok, sink: 'ftp://x/' }, 'sink'],
+    [{ ...ok, sink: undefined }, 'sink'],
+    [{ ...ok, delivery: { retry: -1 } }, 'delivery.retry'],
+    [{ ...ok, delivery: { backoffPolicy: 'random' } }, 'delivery.backoffPolicy'],
+    [{ ...ok, delivery: { backoffDelay: '2s' } }, 'delivery.backoffDelay'],
+    [{ ...ok, delivery: { timeout: 'PT0S' } }, 'delivery.timeout'],
+    [{ ...ok, delivery: { deadLetterSink: 'nope' } }, 'delivery.deadLetterSink'],
+    [{ ...ok, delivery: { retries: 3 } }, 'delivery.retries'],
+    [{ ...ok, owner: 'me' }, 'owner'],
+  ];
+  for (const [spec, attr] of cases) {
+    const res = await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`, { method: 'POST', body: JSON.stringify(spec) });
+    assert.equal(res.status, 400, JSON.stringify(spec));
+    assert.match(res.headers.get('content-type'), /application\/problem\+json/);
+    const problem = await res.json();
+    assert.equal(problem.attribute, attr, JSON.stringify(spec));
+  }
+  const bad = await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`, { method: 'POST', body: '{' });
+  assert.equal(bad.status, 400);
+  const list = await (await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`)).json();
+  assert.deepEqual(list, { items: [], next_cursor: null });
+}));
+
+test('listing pages with a cursor; delete removes; unknown ids and namespaces are 404', () => withWeir(async (weir) => {
+  const spec = { mode: 'simple', events: [{ type: 'a' }], sink: 'http://127.0.0.1:1/' };
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push((await listen(weir, 'demo', spec)).id);
+  const base = `${weir.api}/api/v2/namespaces/demo/events/listeners`;
+  const p1 = await (await fetch(`${base}?limit=2`)).json();
+  assert.equal(p1.items.length, 2);
+  const p2 = await (await fetch(`${base}?limit=2&cursor=${p1.next_cursor}`)).json();
+  assert.equal(p2.items.length, 1);
+  assert.equal(p2.next_cursor, null);
+  assert.deepEqual([...p1.items, ...p2.items].map((l) => l.id).sort(), ids.sort());
+  assert.equal((await fetch(`${base}/${ids[0]}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await fetch(`${base}/${ids[0]}`)).status, 404);
+  assert.equal((await fetch(`${base}/${ids[0]}`, { method: 'DELETE' })).status, 404);
+  assert.equal((await fetch(`${weir.api}/api/v2/namespaces/nope/events/listeners`)).status, 404);
+  // listeners survive a restart
+  await weir.stop();
+  await weir.start();
+  const after = await (await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`)).json();
+  assert.equal(after.items.length, 2);
+}));
