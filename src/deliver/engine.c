@@ -15,6 +15,7 @@
 #define MODULE           "deliver"
 #define PAGE             256
 #define SWEEP_US         1000000 /* a full scan of due deliveries at least this often */
+#define SWEEP_PAGES      4       /* pages one turn of a scan reads at most */
 #define BUSY_RETRY_MS    10
 #define STOPPING_POLL_MS 20
 
@@ -138,14 +139,15 @@ static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t 
     return true;
 }
 
-/* Starts one loaded delivery; false when its target is saturated (it waits for a later scan). */
-static bool start(weir_deliver_t *d, const weir_store_delivery_t *row)
+/* Starts one loaded delivery, unless its target is saturated (then the target notes its
+ * backlog, and load_drains comes back for the delivery). */
+static void start(weir_deliver_t *d, const weir_store_delivery_t *row)
 {
     job_t *job = job_new(row);
     int rc = weir_deliver_target_take(d, row->listener, &job->spec);
     if (rc == WEIR_EBUSY) {
         job_free(job);
-        return false;
+        return;
     }
     job->ev = rc == 0 ? build_event(row) : NULL;
     if (rc != 0 || job->ev == NULL) {
@@ -153,7 +155,7 @@ static bool start(weir_deliver_t *d, const weir_store_delivery_t *row)
             weir_deliver_target_give(d, row->listener);
         }
         discard(d, job, rc != 0 ? "its listener is gone" : "its event is gone");
-        return true;
+        return;
     }
     if (job->dead_letter && job->spec.dead_letter_sink == NULL) {
         job->dead_letter = false; /* the sink was taken away: deliver to the target instead */
@@ -163,7 +165,6 @@ static bool start(weir_deliver_t *d, const weir_store_delivery_t *row)
         job_free(job);
         d->backlog = true;
     }
-    return true;
 }
 
 /* Considers one row of a scan. */
@@ -176,9 +177,7 @@ static void consider(weir_deliver_t *d, const weir_store_delivery_t *row, int64_
         d->next_due_us = row->due_us < d->next_due_us ? row->due_us : d->next_due_us;
         return;
     }
-    if (!start(d, row)) {
-        d->backlog = true;
-    }
+    start(d, row);
 }
 
 /* New deliveries, by id, from where the last such scan stopped. */
@@ -204,37 +203,72 @@ static void load_new(weir_deliver_t *d, int64_t now_us)
     }
 }
 
-/* Every due delivery, oldest due first: retries, and what earlier scans had to leave. */
+/*
+ * The due deliveries of listeners that had no room for them when they were found: each drain
+ * reads only its listener's rows (by index) from where the last one stopped, so that a target
+ * with a large backlog costs what it sends, not a pass over everything pending.
+ */
+static void load_drains(weir_deliver_t *d, int64_t now_us)
+{
+    drain_t *list = NULL;
+    size_t n = weir_deliver_drains(d, free_slots(d), &list);
+
+    for (size_t i = 0; i < n; i++) {
+        drain_t *dr = &list[i];
+        weir_store_delivery_t *rows = NULL;
+        size_t got = 0;
+        if (weir_store_deliveries_due(d->store, dr->listener, now_us, dr->after_due, dr->after_id,
+                                      dr->limit, &rows, &got, NULL) != 0) {
+            continue; /* it stays in backlog: the next turn tries again */
+        }
+        for (size_t j = 0; j < got; j++) {
+            consider(d, &rows[j], now_us);
+            dr->after_due = rows[j].due_us;
+            dr->after_id = rows[j].id;
+        }
+        weir_store_deliveries_free(rows, got);
+        weir_deliver_drained(d, dr, got == dr->limit);
+    }
+    weir_deliver_drains_free(list, n);
+}
+
+/*
+ * The sweep: every due delivery, oldest due first: retries, and whatever no other load found.
+ * One turn reads at most SWEEP_PAGES pages; a longer sweep goes on at the next turn from its
+ * cursor, so that in-flight requests are never kept waiting behind a long scan.
+ */
 static void load_due(weir_deliver_t *d, int64_t now_us)
 {
-    int64_t after_due = INT64_MIN, after_id = 0;
-    bool left = false;
-
-    d->backlog = false;
-    while (free_slots(d) > 0) {
+    if (!d->sweeping) {
+        d->sweeping = true;
+        d->sweep_due = INT64_MIN;
+        d->sweep_id = 0;
+        d->backlog = false;
+        d->next_due_us = INT64_MAX; /* consider() and the end of the sweep set it again */
+    }
+    for (int page = 0; page < SWEEP_PAGES; page++) {
         weir_store_delivery_t *rows = NULL;
-        size_t n = 0;
-        if (weir_store_deliveries_due(d->store, now_us, after_due, after_id, PAGE, &rows, &n,
-                                      NULL) != 0) {
-            d->backlog = true;
+        size_t n = 0, i = 0;
+        if (free_slots(d) == 0 ||
+            weir_store_deliveries_due(d->store, NULL, now_us, d->sweep_due, d->sweep_id, PAGE,
+                                      &rows, &n, NULL) != 0) {
             return;
         }
-        for (size_t i = 0; i < n; i++) {
-            left = left || free_slots(d) == 0;
-            if (!left) {
-                consider(d, &rows[i], now_us);
-            }
-            after_due = rows[i].due_us;
-            after_id = rows[i].id;
+        for (; i < n && free_slots(d) > 0; i++) {
+            consider(d, &rows[i], now_us);
+            d->sweep_due = rows[i].due_us;
+            d->sweep_id = rows[i].id;
         }
         weir_store_deliveries_free(rows, n);
-        if (left || n < PAGE) {
-            break;
+        if (i == n && n < PAGE) {
+            int64_t next = INT64_MAX;
+            weir_store_deliveries_pending(d->store, now_us, NULL, &next, NULL);
+            d->next_due_us = next < d->next_due_us ? next : d->next_due_us;
+            d->next_sweep_us = now_us + SWEEP_US;
+            d->sweeping = false;
+            return;
         }
     }
-    d->backlog = d->backlog || left || free_slots(d) == 0;
-    weir_store_deliveries_pending(d->store, now_us, NULL, &d->next_due_us, NULL);
-    d->next_sweep_us = now_us + SWEEP_US;
 }
 
 static void load(weir_deliver_t *d)
@@ -245,7 +279,10 @@ static void load(weir_deliver_t *d)
     if ((woken || d->more_new) && free_slots(d) > 0) {
         load_new(d, now);
     }
-    bool due = d->backlog || now >= d->next_due_us || now >= d->next_sweep_us;
+    if (free_slots(d) > 0) {
+        load_drains(d, now);
+    }
+    bool due = d->sweeping || d->backlog || now >= d->next_due_us || now >= d->next_sweep_us;
     if (due && free_slots(d) > 0) {
         load_due(d, now);
     }
@@ -369,6 +406,9 @@ static int poll_timeout_ms(const weir_deliver_t *d)
     }
     if (d->ready != NULL) {
         return BUSY_RETRY_MS;
+    }
+    if (d->sweeping && free_slots(d) > 0) {
+        return 0;
     }
     int64_t now = weir_wall_us();
     int64_t next = d->next_due_us < d->next_sweep_us ? d->next_due_us : d->next_sweep_us;

@@ -30,9 +30,12 @@ struct weir_deliver {
     job_t **table; /* every job from its load until its outcome is committed */
     size_t table_size;
     size_t njobs;
-    int64_t max_seen;      /* the highest delivery id a scan of new ones has passed */
-    bool more_new;         /* that scan stopped early */
-    bool backlog;          /* due deliveries were left for lack of room */
+    int64_t max_seen; /* the highest delivery id a scan of new ones has passed */
+    bool more_new;    /* that scan stopped early */
+    bool backlog;     /* deliveries were left that only a sweep finds: sweep soon */
+    bool sweeping;    /* a sweep is under way, at (sweep_due, sweep_id) */
+    int64_t sweep_due;
+    int64_t sweep_id;
     int64_t next_due_us;   /* the earliest known retry */
     int64_t next_sweep_us; /* the next full scan of due deliveries */
     batch_t *open;         /* outcomes not yet submitted */
@@ -69,6 +72,22 @@ void weir_deliver_targets_free(weir_deliver_t *d);
  * such target), WEIR_EBUSY (it has max_per_target in flight). */
 int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliver_spec_t *spec);
 void weir_deliver_target_give(weir_deliver_t *d, const char *listener);
+
+/* A listener whose due deliveries were left for lack of room, and how many may start now. */
+typedef struct drain {
+    char *listener;
+    size_t limit;
+    int64_t after_due; /* its cursor: where the last drain stopped */
+    int64_t after_id;
+} drain_t;
+
+/* The listeners to drain, sharing room (free slots) between them; *out is the caller's, freed
+ * with weir_deliver_drains_free. */
+size_t weir_deliver_drains(weir_deliver_t *d, size_t room, drain_t **out);
+/* Ends a drain: more says that it filled its limit (the cursor in dr goes on from there);
+ * otherwise the listener has nothing due left behind. */
+void weir_deliver_drained(weir_deliver_t *d, const drain_t *dr, bool more);
+void weir_deliver_drains_free(drain_t *list, size_t n);
 /* Counts a committed outcome in the listener's metrics. */
 void weir_deliver_count(weir_deliver_t *d, const job_t *job);
 void weir_deliver_observe(weir_deliver_t *d, uint64_t ns);

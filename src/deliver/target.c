@@ -19,6 +19,12 @@ struct target {
     weir_deliver_spec_t spec;
     size_t in_flight;
     uint64_t counts[C_COUNT];
+    /* Due deliveries were left for lack of room: the engine drains them by listener, from
+     * after (drain_due, drain_id), so that the scan of every due delivery need not pass them
+     * again and again. */
+    bool backlog;
+    int64_t drain_due;
+    int64_t drain_id;
 };
 
 static size_t bucket_of(const char *s)
@@ -115,6 +121,11 @@ int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliv
         rc = WEIR_ENOTFOUND;
     } else if (t->in_flight >= d->cfg.max_per_target) {
         rc = WEIR_EBUSY;
+        if (!t->backlog) {
+            t->backlog = true;
+            t->drain_due = INT64_MIN;
+            t->drain_id = 0;
+        }
     } else {
         t->in_flight++;
         spec_copy(spec, &t->spec);
@@ -133,6 +144,54 @@ void weir_deliver_target_give(weir_deliver_t *d, const char *listener)
     }
     atomic_fetch_sub(&d->in_flight, 1);
     pthread_mutex_unlock(&d->targets_lock);
+}
+
+size_t weir_deliver_drains(weir_deliver_t *d, size_t room, drain_t **out)
+{
+    drain_t *list = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&d->targets_lock);
+    for (size_t b = 0; b < TARGET_BUCKETS && room > 0; b++) {
+        for (target_t *t = d->targets[b]; t != NULL && room > 0; t = t->next) {
+            if (!t->backlog || t->in_flight >= d->cfg.max_per_target) {
+                continue;
+            }
+            if (n == cap) {
+                cap = cap == 0 ? 8 : cap * 2;
+                list = weir_realloc(list, cap * sizeof(*list));
+            }
+            size_t free = d->cfg.max_per_target - t->in_flight;
+            list[n++] = (drain_t){.listener = weir_strdup(t->listener),
+                                  .limit = free < room ? free : room,
+                                  .after_due = t->drain_due,
+                                  .after_id = t->drain_id};
+            room -= list[n - 1].limit;
+        }
+    }
+    pthread_mutex_unlock(&d->targets_lock);
+    *out = list;
+    return n;
+}
+
+void weir_deliver_drained(weir_deliver_t *d, const drain_t *dr, bool more)
+{
+    pthread_mutex_lock(&d->targets_lock);
+    target_t *t = find(d, dr->listener);
+    if (t != NULL) {
+        t->backlog = more;
+        t->drain_due = more ? dr->after_due : INT64_MIN;
+        t->drain_id = more ? dr->after_id : 0;
+    }
+    pthread_mutex_unlock(&d->targets_lock);
+}
+
+void weir_deliver_drains_free(drain_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        weir_free(list[i].listener);
+    }
+    weir_free(list);
 }
 
 static int counter_of(const weir_store_outcome_t *o)

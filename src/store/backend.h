@@ -91,8 +91,9 @@ typedef struct weir_store_backend {
                         weir_err_t *err);
     int (*collected)(void *db, const char *id, weir_store_collected_t **out, size_t *n,
                      weir_err_t *err);
-    int (*deliveries_due)(void *db, int64_t now_us, int64_t after_due, int64_t after_id,
-                          size_t limit, weir_store_delivery_t **out, size_t *n, weir_err_t *err);
+    int (*deliveries_due)(void *db, const char *listener, int64_t now_us, int64_t after_due,
+                          int64_t after_id, size_t limit, weir_store_delivery_t **out, size_t *n,
+                          weir_err_t *err);
     int (*deliveries_new)(void *db, int64_t after_id, size_t limit, weir_store_delivery_t **out,
                           size_t *n, weir_err_t *err);
     int (*deliveries_pending)(void *db, int64_t now_us, int64_t *count, int64_t *next_due_us,

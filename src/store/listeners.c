@@ -104,9 +104,9 @@ int weir_store_collected(weir_store_t *store, const char *id, weir_store_collect
     return be->collected(db, id, out, n, err);
 }
 
-int weir_store_deliveries_due(weir_store_t *store, int64_t now_us, int64_t after_due,
-                              int64_t after_id, size_t limit, weir_store_delivery_t **out,
-                              size_t *n, weir_err_t *err)
+int weir_store_deliveries_due(weir_store_t *store, const char *listener, int64_t now_us,
+                              int64_t after_due, int64_t after_id, size_t limit,
+                              weir_store_delivery_t **out, size_t *n, weir_err_t *err)
 {
     const weir_store_backend_t *be;
     void *db;
@@ -117,7 +117,7 @@ int weir_store_deliveries_due(weir_store_t *store, int64_t now_us, int64_t after
         return 0;
     }
     weir_store_backend_of(store, &be, &db);
-    return be->deliveries_due(db, now_us, after_due, after_id, limit, out, n, err);
+    return be->deliveries_due(db, listener, now_us, after_due, after_id, limit, out, n, err);
 }
 
 int weir_store_deliveries_new(weir_store_t *store, int64_t after_id, size_t limit,

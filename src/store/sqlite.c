@@ -96,6 +96,9 @@ static const char *const migrations[] = {
     "CREATE INDEX deliveries_due ON deliveries (due_us, id);"
     "CREATE INDEX deliveries_listener ON deliveries (listener);"
     "CREATE INDEX deliveries_seq ON deliveries (seq);",
+    /* A saturated target's due deliveries are read by listener in due order. */
+    "DROP INDEX deliveries_listener;"
+    "CREATE INDEX deliveries_listener ON deliveries (listener, due_us, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -71,7 +71,17 @@ static const char *const wsql[W_MAX] = {
     [W_NS_UNLISTEN] = "DELETE FROM listeners WHERE ns = ?1",
 };
 
-typedef enum rstmt { R_LIST, R_GET, R_COLLECTED, R_DUE, R_NEW, R_COUNT, R_NEXT, R_MAX } rstmt_t;
+typedef enum rstmt {
+    R_LIST,
+    R_GET,
+    R_COLLECTED,
+    R_DUE,
+    R_DUE_OF,
+    R_NEW,
+    R_COUNT,
+    R_NEXT,
+    R_MAX
+} rstmt_t;
 
 #define LISTENER_COLUMNS "id, ns, spec, created_us, delivered, failed, dead_lettered"
 #define DELIVERY_COLUMNS                                                                           \
@@ -91,6 +101,9 @@ static const char *const rsql[R_MAX] = {
     [R_DUE] = "SELECT " DELIVERY_COLUMNS " WHERE d.due_us <= ?1"
               " AND (d.due_us > ?2 OR (d.due_us = ?2 AND d.id > ?3))"
               " ORDER BY d.due_us, d.id LIMIT ?4",
+    [R_DUE_OF] = "SELECT " DELIVERY_COLUMNS " WHERE d.listener = ?5 AND d.due_us <= ?1"
+                 " AND (d.due_us > ?2 OR (d.due_us = ?2 AND d.id > ?3))"
+                 " ORDER BY d.due_us, d.id LIMIT ?4",
     [R_NEW] = "SELECT " DELIVERY_COLUMNS " WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
     [R_COUNT] = "SELECT count(*) FROM deliveries",
     [R_NEXT] = "SELECT min(due_us) FROM deliveries WHERE due_us > ?1",
@@ -594,15 +607,18 @@ static int deliveries_collect(weir_sqlite_listen_t *l, sqlite3_stmt *st,
     return 0;
 }
 
-int weir_sqlite_deliveries_due(void *db, int64_t now_us, int64_t after_due, int64_t after_id,
-                               size_t limit, weir_store_delivery_t **out, size_t *n,
-                               weir_err_t *err)
+int weir_sqlite_deliveries_due(void *db, const char *listener, int64_t now_us, int64_t after_due,
+                               int64_t after_id, size_t limit, weir_store_delivery_t **out,
+                               size_t *n, weir_err_t *err)
 {
     weir_sqlite_listen_t *l = weir_sqlite_listen_of(db, NULL);
 
-    sqlite3_stmt *st = rtake(l, R_DUE);
+    sqlite3_stmt *st = rtake(l, listener != NULL ? R_DUE_OF : R_DUE);
     if (st == NULL) {
         return read_failed(err);
+    }
+    if (listener != NULL) {
+        sqlite3_bind_text(st, 5, listener, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int64(st, 1, now_us);
     sqlite3_bind_int64(st, 2, after_due);

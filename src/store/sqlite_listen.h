@@ -39,9 +39,9 @@ int weir_sqlite_listener_get(void *db, const char *ns, const char *id, weir_stor
                              weir_err_t *err);
 int weir_sqlite_collected(void *db, const char *id, weir_store_collected_t **out, size_t *n,
                           weir_err_t *err);
-int weir_sqlite_deliveries_due(void *db, int64_t now_us, int64_t after_due, int64_t after_id,
-                               size_t limit, weir_store_delivery_t **out, size_t *n,
-                               weir_err_t *err);
+int weir_sqlite_deliveries_due(void *db, const char *listener, int64_t now_us, int64_t after_due,
+                               int64_t after_id, size_t limit, weir_store_delivery_t **out,
+                               size_t *n, weir_err_t *err);
 int weir_sqlite_deliveries_new(void *db, int64_t after_id, size_t limit,
                                weir_store_delivery_t **out, size_t *n, weir_err_t *err);
 int weir_sqlite_deliveries_pending(void *db, int64_t now_us, int64_t *count, int64_t *next_due_us,

@@ -356,12 +356,13 @@ typedef struct weir_store_delivery {
 void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n);
 
 /*
- * Deliveries due at now_us, ordered by (due_us, id) and strictly after (after_due, after_id),
- * at most limit. The delivery engine scans with this cursor.
+ * Deliveries due at now_us, of one listener or (listener NULL) of all, ordered by (due_us, id)
+ * and strictly after (after_due, after_id), at most limit. The delivery engine scans with this
+ * cursor.
  */
-int weir_store_deliveries_due(weir_store_t *store, int64_t now_us, int64_t after_due,
-                              int64_t after_id, size_t limit, weir_store_delivery_t **out,
-                              size_t *n, weir_err_t *err);
+int weir_store_deliveries_due(weir_store_t *store, const char *listener, int64_t now_us,
+                              int64_t after_due, int64_t after_id, size_t limit,
+                              weir_store_delivery_t **out, size_t *n, weir_err_t *err);
 
 /* Deliveries with an id above after_id, by id, at most limit: what commits since the last
  * call created (ids only grow). */
