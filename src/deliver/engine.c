@@ -517,7 +517,7 @@ int weir_deliver_start(weir_store_t *store, const weir_deliver_config_t *cfg, we
         engine_free(d);
         return weir_err_set(err, WEIR_EIO, NULL, "cannot start the delivery thread");
     }
-    weir_store_set_commit_hook(store, on_commit, d);
+    weir_store_add_commit_hook(store, on_commit, d);
     *out = d;
     return 0;
 }
@@ -527,7 +527,7 @@ void weir_deliver_stop(weir_deliver_t *d, unsigned timeout_ms)
     if (d == NULL) {
         return;
     }
-    weir_store_set_commit_hook(d->store, NULL, NULL);
+    weir_store_remove_commit_hook(d->store, on_commit, d);
     d->stop_deadline_ns = weir_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     atomic_store(&d->stop, true);
     curl_multi_wakeup(d->multi);

@@ -98,6 +98,13 @@ typedef struct weir_store_backend {
                           size_t *n, weir_err_t *err);
     int (*deliveries_pending)(void *db, int64_t now_us, int64_t *count, int64_t *next_due_us,
                               weir_err_t *err);
+
+    /* The outbox. Writer: write queues and removes its rows (weir_store_item_t, outbox_sent).
+     * Reads: */
+    int (*outbox_next)(void *db, int64_t after_id, size_t limit, weir_store_outbox_row_t **out,
+                       size_t *n, weir_err_t *err);
+    /* Any thread: the committed depth and the rows left out for lack of room. */
+    void (*outbox_stats)(void *db, int64_t *depth, uint64_t *overflowed);
 } weir_store_backend_t;
 
 /* A job that runs on the writer thread, inside the transaction of its group. */

@@ -99,6 +99,15 @@ static const char *const migrations[] = {
     /* A saturated target's due deliveries are read by listener in due order. */
     "DROP INDEX deliveries_listener;"
     "CREATE INDEX deliveries_listener ON deliveries (listener, due_us, id);",
+    /* The source's outbox: events born inside, with their own copy of the event, so that
+     * retention or a deleted namespace never takes one away before it went out. */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ns TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  created_us INTEGER NOT NULL"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -135,6 +144,10 @@ typedef enum stmt_id {
     ST_FILTER_DELETE,
     ST_FILTER_LIST,
     ST_NS_FILTERS_DELETE,
+    ST_OUTBOX_ADD,
+    ST_OUTBOX_DELETE,
+    ST_OUTBOX_NEXT,
+    ST_OUTBOX_COUNT,
     ST_MAX
 } stmt_id_t;
 
@@ -149,6 +162,11 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_FILTER_LIST] = "SELECT ns, name, source, updated_us FROM filters"
                        " WHERE ?1 IS NULL OR ns = ?1 ORDER BY ns, name",
     [ST_NS_FILTERS_DELETE] = "DELETE FROM filters WHERE ns = ?1",
+    [ST_OUTBOX_ADD] = "INSERT INTO outbox (ns, seq, event, created_us) VALUES (?1, ?2, ?3, ?4)",
+    [ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
+    [ST_OUTBOX_NEXT] = "SELECT id, ns, seq, event, created_us FROM outbox WHERE id > ?1"
+                       " ORDER BY id LIMIT ?2",
+    [ST_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -213,6 +231,13 @@ typedef struct sqlite_db {
     pthread_mutex_t pool_lock;
     conn_t *idle;
     weir_sqlite_listen_t *listen; /* listeners and deliveries (sqlite_listen.c) */
+    /* The outbox: its bound (0: no outbox), its committed depth, and what the writer's open
+     * transaction and write changed of it (applied once they commit). */
+    size_t outbox_max;
+    atomic_int_fast64_t outbox_depth;
+    int64_t outbox_txn;
+    int64_t outbox_write;
+    atomic_uint_fast64_t outbox_overflow;
 } sqlite_db_t;
 
 weir_sqlite_listen_t *weir_sqlite_listen_of(void *db, sqlite3 **writer)
@@ -488,6 +513,24 @@ static char *db_path(const char *dir)
     return weir_buf_take(&b, NULL);
 }
 
+/* The outbox's depth at open: rows left by an earlier run wait to go out. */
+static int outbox_count(sqlite_db_t *d, weir_err_t *err)
+{
+    sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_COUNT);
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW) {
+        atomic_store(&d->outbox_depth, sqlite3_column_int64(st, 0));
+    }
+    if (st != NULL) {
+        stmt_done(st);
+    }
+    if (rc != SQLITE_ROW) {
+        return weir_err_set(err, log_failure(d->writer->db, "count the outbox"), NULL,
+                            "cannot read the outbox");
+    }
+    return 0;
+}
+
 static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
 {
     *out = NULL;
@@ -501,6 +544,7 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     d->path = db_path(cfg->data_dir);
     d->listen = weir_sqlite_listen_new(d->path);
     d->no_sync = cfg->no_sync;
+    d->outbox_max = cfg->outbox_max;
     d->wal_fd = -1;
     rc = conn_open(d->path, false, &d->writer);
     if (rc == 0) {
@@ -516,6 +560,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     }
     if (rc == 0) {
         rc = migrate(d->writer->db, err);
+    }
+    if (rc == 0) {
+        rc = outbox_count(d, err);
     }
     sqlite3_wal_hook(d->writer->db, on_wal_commit, d);
     if (rc != 0) {
@@ -573,6 +620,7 @@ static int sq_begin(void *db)
     sqlite_db_t *d = db;
 
     d->txn_lost = false;
+    d->outbox_txn = 0;
     return exec_stmt(d->writer, ST_BEGIN);
 }
 
@@ -592,6 +640,7 @@ static int sq_commit(void *db)
         sq_rollback(d);
         return WEIR_EIO;
     }
+    atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
     return 0;
 }
 
@@ -715,21 +764,74 @@ static int find_replayed(conn_t *c, weir_store_item_t *it)
     return log_failure(c->db, "find replayed event");
 }
 
-static int write_items(conn_t *c, weir_store_write_t *w)
+/* What goes out through the source: a new event born inside, a replay, or an event of a
+ * namespace that is gone. Past the outbox's bound it is counted, not queued. */
+static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_us)
 {
+    bool wanted = it->outbox_only || it->replay || (it->born_inside && !it->duplicate);
+    if (d->outbox_max == 0 || !wanted) {
+        return 0;
+    }
+    int64_t depth = atomic_load(&d->outbox_depth) + d->outbox_txn + d->outbox_write;
+    if (depth >= (int64_t)d->outbox_max) {
+        atomic_fetch_add(&d->outbox_overflow, 1);
+        return 0;
+    }
+    sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_ADD);
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, it->ns);
+    sqlite3_bind_int64(st, 2, it->seq);
+    sqlite3_bind_text(st, 3, it->json, (int)it->json_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_us);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        return log_failure(d->writer->db, "queue in the outbox");
+    }
+    d->outbox_write++;
+    return 0;
+}
+
+/* The outbox rows the source has sent. */
+static int outbox_remove(sqlite_db_t *d, const weir_store_write_t *w)
+{
+    for (size_t i = 0; i < w->noutbox_sent; i++) {
+        sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_DELETE);
+        if (st == NULL) {
+            return WEIR_EIO;
+        }
+        sqlite3_bind_int64(st, 1, w->outbox_sent[i]);
+        int rc = sqlite3_step(st);
+        stmt_done(st);
+        if (rc != SQLITE_DONE) {
+            return log_failure(d->writer->db, "remove from the outbox");
+        }
+        d->outbox_write -= sqlite3_changes(d->writer->db);
+    }
+    return 0;
+}
+
+static int write_items(sqlite_db_t *d, weir_store_write_t *w)
+{
+    conn_t *c = d->writer;
     for (size_t i = 0; i < w->nitems; i++) {
         weir_store_item_t *it = &w->items[i];
-        int rc = ns_present(c, it->ns);
+        int rc = it->outbox_only ? 0 : ns_present(c, it->ns);
         if (rc == 0 && it->replay) {
             rc = find_replayed(c, it);
-        } else if (rc == 0) {
+        } else if (rc == 0 && !it->outbox_only) {
             rc = insert_item(c, w->received_us, it);
+        }
+        if (rc == 0) {
+            rc = outbox_add(d, it, w->received_us);
         }
         if (rc != 0) {
             return rc;
         }
     }
-    return 0;
+    return outbox_remove(d, w);
 }
 
 /* The deliveries and `and` state the items cause, and the write's delivery outcomes. */
@@ -753,12 +855,17 @@ static int sq_write(void *db, weir_store_write_t *w)
     if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
         return writer_failed(d);
     }
-    int rc = write_items(c, w);
+    d->outbox_write = 0;
+    int rc = write_items(d, w);
     if (rc == 0) {
         rc = write_listen(d, w);
     }
     if (rc == 0) {
-        return exec_stmt(c, ST_RELEASE) == 0 ? 0 : writer_failed(d);
+        if (exec_stmt(c, ST_RELEASE) != 0) {
+            return writer_failed(d);
+        }
+        d->outbox_txn += d->outbox_write;
+        return 0;
     }
     if (rc != WEIR_ENOTFOUND) {
         writer_failed(d);
@@ -1224,6 +1331,47 @@ static int sq_filter_list(void *db, const char *ns, weir_store_filter_t **out, s
     return 0;
 }
 
+static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_outbox_row_t **out,
+                          size_t *n, weir_err_t *err)
+{
+    conn_t *c;
+    sqlite3_stmt *st;
+    int rc = reader_stmt(db, ST_OUTBOX_NEXT, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int64(st, 2, limit_i64(limit));
+    weir_store_outbox_row_t *list = NULL;
+    size_t count = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        list = weir_realloc(list, (count + 1) * sizeof(*list));
+        weir_store_outbox_row_t *r = &list[count++];
+        r->id = sqlite3_column_int64(st, 0);
+        r->ns = weir_strdup((const char *)sqlite3_column_text(st, 1));
+        r->seq = sqlite3_column_int64(st, 2);
+        r->json_len = (size_t)sqlite3_column_bytes(st, 3);
+        r->json = weir_memdup(sqlite3_column_text(st, 3), r->json_len + 1);
+        r->created_us = sqlite3_column_int64(st, 4);
+    }
+    stmt_done(st);
+    reader_give(db, c);
+    if (rc != SQLITE_DONE) {
+        weir_store_outbox_free(list, count);
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+static void sq_outbox_stats(void *db, int64_t *depth, uint64_t *overflowed)
+{
+    sqlite_db_t *d = db;
+    *depth = atomic_load(&d->outbox_depth);
+    *overflowed = atomic_load(&d->outbox_overflow);
+}
+
 const weir_store_backend_t weir_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -1255,4 +1403,6 @@ const weir_store_backend_t weir_store_sqlite = {
     .deliveries_due = weir_sqlite_deliveries_due,
     .deliveries_new = weir_sqlite_deliveries_new,
     .deliveries_pending = weir_sqlite_deliveries_pending,
+    .outbox_next = sq_outbox_next,
+    .outbox_stats = sq_outbox_stats,
 };

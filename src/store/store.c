@@ -49,6 +49,7 @@ struct weir_store {
     void *db;
     size_t queue_max;
     size_t batch_max;
+    size_t outbox_max;
 
     pthread_mutex_t lock; /* guards the queue, depth and closing */
     pthread_cond_t wake;
@@ -76,9 +77,11 @@ struct weir_store {
 
     weir_store_watch_t *watch; /* wakes live streams once events are durable */
 
-    pthread_mutex_t hook_lock; /* held while the commit hook runs, so removing it is safe */
-    void (*hook)(void *arg);   /* weir_store_set_commit_hook */
-    void *hook_arg;
+    pthread_mutex_t hook_lock; /* held while the commit hooks run, so removing one is safe */
+    struct {
+        void (*cb)(void *arg);
+        void *arg;
+    } hooks[WEIR_STORE_HOOKS_MAX];
 };
 
 /* ---- waiting for the writer ------------------------------------------------------------ */
@@ -339,21 +342,43 @@ static weir_store_write_t *take_committed(weir_store_t *s)
     return list;
 }
 
-/* Tells the delivery engine that a group is done, so that it loads what became due. */
-static void run_commit_hook(weir_store_t *s)
+/* Tells the delivery engine and the source that a group is done, so that they load what
+ * became due. */
+static void run_commit_hooks(weir_store_t *s)
 {
     pthread_mutex_lock(&s->hook_lock);
-    if (s->hook != NULL) {
-        s->hook(s->hook_arg);
+    for (size_t i = 0; i < WEIR_STORE_HOOKS_MAX; i++) {
+        if (s->hooks[i].cb != NULL) {
+            s->hooks[i].cb(s->hooks[i].arg);
+        }
     }
     pthread_mutex_unlock(&s->hook_lock);
 }
 
-void weir_store_set_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg)
+int weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg)
+{
+    int rc = WEIR_EBUSY;
+    pthread_mutex_lock(&store->hook_lock);
+    for (size_t i = 0; i < WEIR_STORE_HOOKS_MAX && rc != 0; i++) {
+        if (store->hooks[i].cb == NULL) {
+            store->hooks[i].cb = cb;
+            store->hooks[i].arg = arg;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&store->hook_lock);
+    return rc;
+}
+
+void weir_store_remove_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg)
 {
     pthread_mutex_lock(&store->hook_lock);
-    store->hook = cb;
-    store->hook_arg = arg;
+    for (size_t i = 0; i < WEIR_STORE_HOOKS_MAX; i++) {
+        if (store->hooks[i].cb == cb && store->hooks[i].arg == arg) {
+            store->hooks[i].cb = NULL;
+            store->hooks[i].arg = NULL;
+        }
+    }
     pthread_mutex_unlock(&store->hook_lock);
 }
 
@@ -373,7 +398,7 @@ static void *syncer_main(void *arg)
             finish_job(s, list, rc == 0 ? list->status : WEIR_EIO);
             list = next;
         }
-        run_commit_hook(s);
+        run_commit_hooks(s);
     }
     return NULL;
 }
@@ -438,6 +463,7 @@ static weir_store_t *store_new(const weir_store_config_t *cfg)
     s->be = &weir_store_sqlite;
     s->queue_max = cfg->queue_max > 0 ? cfg->queue_max : QUEUE_MAX_DEFAULT;
     s->batch_max = cfg->batch_max > 0 ? cfg->batch_max : BATCH_MAX_DEFAULT;
+    s->outbox_max = cfg->outbox_max;
     s->batch = weir_calloc(s->batch_max, sizeof(*s->batch));
     pthread_mutex_init(&s->sync_lock, NULL);
     pthread_mutex_init(&s->hook_lock, NULL);
@@ -830,4 +856,42 @@ void weir_store_backend_of(weir_store_t *store, const weir_store_backend_t **be,
 {
     *be = store->be;
     *db = store->db;
+}
+
+/* ---- the outbox ------------------------------------------------------------------------ */
+
+int weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
+                           weir_store_outbox_row_t **out, size_t *n, weir_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit == 0) {
+        return 0;
+    }
+    return store->be->outbox_next(store->db, after_id, limit, out, n, err);
+}
+
+void weir_store_outbox_free(weir_store_outbox_row_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        weir_free(rows[i].ns);
+        weir_free(rows[i].json);
+    }
+    weir_free(rows);
+}
+
+void weir_store_outbox_stats(weir_store_t *store, int64_t *depth, uint64_t *overflowed)
+{
+    store->be->outbox_stats(store->db, depth, overflowed);
+}
+
+bool weir_store_outbox_full(weir_store_t *store)
+{
+    int64_t depth;
+    uint64_t overflowed;
+    if (store->outbox_max == 0) {
+        return false;
+    }
+    weir_store_outbox_stats(store, &depth, &overflowed);
+    return depth >= (int64_t)store->outbox_max;
 }

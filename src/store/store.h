@@ -29,9 +29,10 @@ typedef struct weir_store_config {
     size_t batch_max;     /* most writes in one transaction */
     bool no_sync;         /* commit without fsync: faster, but a power loss or kernel crash can
                              lose events already acknowledged (a process crash cannot) */
+    size_t outbox_max;    /* most events waiting in the outbox; 0: no outbox (no source) */
 } weir_store_config_t;
 
-/* Fills cfg with the defaults (queue_max 4096, batch_max 256, sync on). */
+/* Fills cfg with the defaults (queue_max 4096, batch_max 256, sync on, no outbox). */
 void weir_store_config_default(weir_store_config_t *cfg);
 
 /*
@@ -122,6 +123,8 @@ typedef struct weir_store_item {
     bool replay;      /* already stored: goes through the namespace again (a replay) without a
                          second history row; the store sets seq to the stored copy's, or the
                          write fails with WEIR_ENOTFOUND when that copy is gone */
+    bool outbox_only; /* kept in no history, only queued in the outbox: an event about a
+                         namespace that no longer exists (its deletion) */
     /* Listeners the event woke (weir_route_match): their deliveries, or their part of an `and`,
      * are written in the same transaction as the event; not for a duplicate (but for a replay). */
     const struct weir_store_match *matches;
@@ -147,6 +150,9 @@ struct weir_store_write {
     /* Delivery outcomes applied in the same transaction (the delivery engine's results): */
     const struct weir_store_outcome *outcomes;
     size_t noutcomes;
+    /* Outbox rows the source has sent, removed in the same transaction: */
+    const int64_t *outbox_sent;
+    size_t noutbox_sent;
     /* Private to the store: */
     int64_t received_us;
     int status;
@@ -395,12 +401,46 @@ typedef struct weir_store_outcome {
 
 /*
  * Calls cb(arg) on a store thread after each group of writes became durable (or failed), so
- * that the delivery engine loads what the group made due. cb must be quick and must not call
- * the store. NULL removes the hook; once this returns, the old hook is not running.
+ * that the delivery engine and the source load what the group made due. cb must be quick and
+ * must not call the store. At most WEIR_STORE_HOOKS_MAX hooks (WEIR_EBUSY past it).
  */
-void weir_store_set_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
+#define WEIR_STORE_HOOKS_MAX 4
+int weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
+/* Removes the hook added with this cb and arg; once this returns, it is not running. */
+void weir_store_remove_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
 
 /* Submits w and waits for its commit; returns its status. */
 int weir_store_write_wait(weir_store_t *store, weir_store_write_t *w);
+
+/* ---- the outbox ------------------------------------------------------------------------ */
+
+/*
+ * With outbox_max set, the writer queues in the outbox, in the same transaction as the event,
+ * every event that enters a namespace other than through the sink: a new (not duplicate) item
+ * born inside, a replay, an outbox_only item. The source sends the rows in id order and removes
+ * each once sent (weir_store_write_t.outbox_sent), so a crash repeats an event rather than
+ * losing it. When outbox_max rows wait, further events are stored but not queued; they are
+ * counted (weir_store_outbox_stats), and weir_store_outbox_full lets an API refuse them first.
+ */
+typedef struct weir_store_outbox_row {
+    int64_t id;
+    char *ns;
+    int64_t seq; /* the event's history seq (0 for outbox_only) */
+    char *json;  /* the event in the JSON format */
+    size_t json_len;
+    int64_t created_us;
+} weir_store_outbox_row_t;
+
+/* Outbox rows with an id above after_id, oldest first, at most limit. Free with
+ * weir_store_outbox_free. */
+int weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
+                           weir_store_outbox_row_t **out, size_t *n, weir_err_t *err);
+void weir_store_outbox_free(weir_store_outbox_row_t *rows, size_t n);
+
+/* The rows waiting (committed) and the events left out for lack of room since the open. */
+void weir_store_outbox_stats(weir_store_t *store, int64_t *depth, uint64_t *overflowed);
+
+/* True when there is an outbox and it holds outbox_max rows. */
+bool weir_store_outbox_full(weir_store_t *store);
 
 #endif
