@@ -118,6 +118,8 @@ typedef struct weir_deliver_config {
     long max_host_connections; /* open connections to one host (default 32) */
     unsigned max_hops;         /* replies to replies accepted (default WEIR_DELIVER_HOPS_MAX) */
     size_t max_reply;          /* largest reply body read, bytes (default 1 MiB) */
+    bool system_events;        /* a dead-lettered or failed delivery enters its namespace as
+                                  a system event (default true) */
     /*
      * Fills item->matches for a reply entering item->ns (the route module's match), and
      * releases them. Called on the engine's thread and, for release, on a store thread.
@@ -148,5 +150,74 @@ void weir_deliver_target_remove(weir_deliver_t *d, const char *listener);
 
 /* Appends the engine's metrics in the Prometheus text format. Any thread. */
 void weir_deliver_render_metrics(weir_deliver_t *d, weir_buf_t *out);
+
+/* ---- the source ------------------------------------------------------------------------ */
+
+/*
+ * The source side: every event in the store's outbox (what entered a namespace other than
+ * through the sink) goes out to one sink, Knative's K_SINK: binary mode, header values
+ * percent-encoded, its namespace in WEIR_SOURCE_NS_ATTR, the overrides applied, the token (when
+ * its file exists) sent as a bearer token. Rows start in id order, up to max_inflight at once
+ * (with one, they also arrive in that order);
+ * a row leaves the outbox once the sink took it (2xx) or refused it for good (a 4xx other than
+ * 401, 404, 408, 409 and 429: logged and counted as failed). Anything else is retried for as
+ * long as it takes, with exponential backoff from delay_us capped at wait_max_us (Retry-After
+ * honoured), one row at a time from the oldest until the sink takes one again, so an outage
+ * keeps the order of arrival. At-least-once: a crash sends again what was not yet removed.
+ */
+#define WEIR_SOURCE_NS_ATTR    "weirnamespace"
+#define WEIR_SOURCE_TOKEN_FILE "/oidc/token"
+
+typedef struct weir_source weir_source_t;
+
+typedef struct weir_source_config {
+    const char *sink;       /* http:// or https:// URL (K_SINK) */
+    const char *overrides;  /* K_CE_OVERRIDES: {"extensions":{name: value}}, or NULL */
+    const char *ca_certs;   /* K_CA_CERTS: PEM trusted besides the system's CAs, or NULL */
+    const char *token_file; /* read before use, again when it changes and after a 401 */
+    size_t max_inflight;    /* attempts at once (default 1: the sink gets them in order) */
+    int64_t timeout_us;     /* of one attempt (default 30 s) */
+    int64_t delay_us;       /* the first retry's wait (default 0.2 s) */
+    int64_t wait_max_us;    /* the longest wait between attempts (default 60 s) */
+} weir_source_config_t;
+
+void weir_source_config_default(weir_source_config_t *cfg);
+
+/* Starts the source's thread and hooks it to the store's commits; WEIR_EINVAL (err->attr
+ * names the setting) for a sink that is not an http(s) URL or overrides that are not valid. */
+int weir_source_start(weir_store_t *store, const weir_source_config_t *cfg, weir_source_t **out,
+                      weir_err_t *err);
+
+/* Lets attempts in flight finish for at most timeout_ms (the rest stay in the outbox), waits
+ * for the removals to commit, stops the thread and frees the source. Before closing the store. */
+void weir_source_stop(weir_source_t *s, unsigned timeout_ms);
+
+/* Appends the source's and the outbox's metrics in the Prometheus text format. Any thread. */
+void weir_source_render_metrics(weir_source_t *s, weir_buf_t *out);
+
+/* ---- system events --------------------------------------------------------------------- */
+
+/*
+ * weir's own events, entered into the namespace they concern as events born inside (so they
+ * show in its history, wake its listeners and go out through the source): source
+ * "/weir/namespaces/{ns}", subject the filter name or listener id, datacontenttype
+ * application/json and a JSON object as data. A namespace's deletion only goes out: its
+ * history is gone with it.
+ */
+#define WEIR_SYSTEM_NS_CREATED       "io.weir.namespace.created"
+#define WEIR_SYSTEM_NS_UPDATED       "io.weir.namespace.updated"
+#define WEIR_SYSTEM_NS_DELETED       "io.weir.namespace.deleted"
+#define WEIR_SYSTEM_FILTER_CREATED   "io.weir.filter.created"
+#define WEIR_SYSTEM_FILTER_UPDATED   "io.weir.filter.updated"
+#define WEIR_SYSTEM_FILTER_DELETED   "io.weir.filter.deleted"
+#define WEIR_SYSTEM_LISTENER_CREATED "io.weir.listener.created"
+#define WEIR_SYSTEM_LISTENER_DELETED "io.weir.listener.deleted"
+#define WEIR_SYSTEM_DELIVERY_DEAD    "io.weir.delivery.deadlettered"
+#define WEIR_SYSTEM_DELIVERY_FAILED  "io.weir.delivery.failed"
+
+/* A new system event (a fresh id, the time now); subject may be NULL, data_json is a JSON
+ * object's text. ns must be a valid namespace name. The caller frees it. */
+weir_event_t *weir_system_event(const char *ns, const char *type, const char *subject,
+                                const char *data_json);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "deliver/engine.h"
@@ -328,6 +329,52 @@ static void decide(job_t *job, long status, CURLcode result)
     log_final(job, status);
 }
 
+/*
+ * The system event of a delivery that ended at its dead-letter sink or was given up, added to
+ * what enters the namespace with its outcome. It counts one hop more than the event delivered,
+ * so that a listener of these events whose own target fails cannot feed itself for ever.
+ */
+static void add_system_event(weir_deliver_t *d, const job_t *job, weir_event_t ***evs, size_t *n)
+{
+    const weir_store_outcome_t *o = &job->outcome;
+    bool dead = o->kind == WEIR_STORE_DELIVERED && job->dead_letter;
+    if (!d->cfg.system_events || (!dead && o->kind != WEIR_STORE_FAILED)) {
+        return;
+    }
+    if (job->hops + 1 > d->cfg.max_hops) {
+        return;
+    }
+    const char *id = weir_ce_get(job->ev, "id");
+    weir_buf_t data = WEIR_BUF_INIT;
+    weir_buf_puts(&data, "{\"namespace\":");
+    weir_buf_json_str(&data, job->ns, strlen(job->ns));
+    weir_buf_puts(&data, ",\"listener\":");
+    weir_buf_json_str(&data, job->listener, strlen(job->listener));
+    weir_buf_printf(&data, ",\"delivery\":%lld,\"target\":", (long long)job->id);
+    weir_buf_json_str(&data, job->spec.sink, strlen(job->spec.sink));
+    if (job->spec.dead_letter_sink != NULL) {
+        weir_buf_puts(&data, ",\"deadLetterSink\":");
+        weir_buf_json_str(&data, job->spec.dead_letter_sink, strlen(job->spec.dead_letter_sink));
+    }
+    weir_buf_printf(&data, ",\"status\":%d,\"attempts\":%u,\"eventId\":", o->last_status,
+                    o->attempts);
+    weir_buf_json_str(&data, id, strlen(id));
+    weir_buf_putc(&data, '}');
+
+    weir_event_t *ev =
+        weir_system_event(job->ns, dead ? WEIR_SYSTEM_DELIVERY_DEAD : WEIR_SYSTEM_DELIVERY_FAILED,
+                          job->listener, data.data);
+    weir_buf_free(&data);
+    if (ev == NULL) {
+        return;
+    }
+    char hops[16];
+    snprintf(hops, sizeof(hops), "%u", job->hops + 1);
+    weir_ce_set(ev, WEIR_DELIVER_HOPS_ATTR, hops, WEIR_CE_INTEGER, NULL);
+    *evs = weir_realloc(*evs, (*n + 1) * sizeof(**evs));
+    (*evs)[(*n)++] = ev;
+}
+
 static void finish(weir_deliver_t *d, job_t *job, CURLcode result)
 {
     long status = 0;
@@ -345,6 +392,7 @@ static void finish(weir_deliver_t *d, job_t *job, CURLcode result)
     if (job->outcome.kind == WEIR_STORE_DELIVERED && status == 200 && !job->dead_letter) {
         weir_deliver_replies(d, job, &replies, &n);
     }
+    add_system_event(d, job, &replies, &n);
     weir_deliver_job_release(job);
     weir_deliver_batch_add(d, job, replies, n);
 }
@@ -457,6 +505,7 @@ void weir_deliver_config_default(weir_deliver_config_t *cfg)
     cfg->max_host_connections = 32;
     cfg->max_hops = WEIR_DELIVER_HOPS_MAX;
     cfg->max_reply = 1024 * 1024;
+    cfg->system_events = true;
 }
 
 static void on_commit(void *arg)

@@ -75,6 +75,9 @@ static enum MHD_Result handle_ops(weir_req_t *req, const char *what)
     if (req->srv->deliver != NULL) {
         weir_deliver_render_metrics(req->srv->deliver, &b);
     }
+    if (req->srv->source != NULL) {
+        weir_source_render_metrics(req->srv->source, &b);
+    }
     enum MHD_Result rc =
         weir_respond(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     weir_buf_free(&b);
@@ -195,6 +198,9 @@ static enum MHD_Result put_namespace(weir_req_t *req, const char *name)
     }
     if (created) {
         WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace created");
+        weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_CREATED, NULL, NULL);
+    } else if (given) {
+        weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_UPDATED, NULL, NULL);
     }
     return show_namespace(req, name, created ? MHD_HTTP_CREATED : MHD_HTTP_OK);
 }
@@ -208,6 +214,7 @@ static enum MHD_Result delete_namespace(weir_req_t *req, const char *name)
     weir_filters_drop_ns(req->srv->filters, name);
     weir_listeners_ns_deleted(req->srv, name);
     WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace deleted");
+    weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_DELETED, NULL, NULL);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 
@@ -233,6 +240,13 @@ static enum MHD_Result handle_broadcast(weir_req_t *req, const char *name)
     if (!weir_store_ns_exists(req->srv->store, name)) {
         weir_metrics_count(req->srv->metrics, NULL, WEIR_OUT_NOT_FOUND, 1);
         return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
+    }
+    if (weir_store_outbox_full(req->srv->store)) {
+        weir_metrics_count(req->srv->metrics, name, WEIR_OUT_OVERLOADED, 1);
+        return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "the outbox is full: the source's sink is not taking events; retry "
+                            "later",
+                            NULL, NULL);
     }
     char **namespaces = weir_malloc(sizeof(char *));
     namespaces[0] = weir_strdup(name);

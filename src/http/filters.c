@@ -300,6 +300,9 @@ static enum MHD_Result put_filter(weir_req_t *req, const char *ns, const char *n
     }
     entry_set(req->srv->filters, ns, name, script);
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s %s", name, created ? "created" : "replaced");
+    weir_system_emit(req->srv, ns,
+                     created ? WEIR_SYSTEM_FILTER_CREATED : WEIR_SYSTEM_FILTER_UPDATED, "filter",
+                     name);
 
     weir_buf_t b = WEIR_BUF_INIT;
     filter_json(&b, ns, name, weir_wall_us());
@@ -335,6 +338,7 @@ static enum MHD_Result delete_filter(weir_req_t *req, const char *ns, const char
     }
     filters_drop(req->srv->filters, ns, name);
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s deleted", name);
+    weir_system_emit(req->srv, ns, WEIR_SYSTEM_FILTER_DELETED, "filter", name);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 

@@ -43,6 +43,15 @@ typedef struct weir_settings {
     int64_t retention_max_age_us;    /* the same, parsed by weir_settings_parse */
     size_t retention_max_count;      /* newest events kept per namespace; 0 keeps all */
     unsigned retention_interval_s;   /* seconds between two sweeps of retention */
+    /* The source: where events born inside go out (none when source_sink is empty). */
+    const char *source_sink;       /* K_SINK */
+    const char *source_overrides;  /* K_CE_OVERRIDES */
+    const char *source_ca_certs;   /* K_CA_CERTS */
+    const char *source_token_file; /* Knative's OIDC token */
+    unsigned source_inflight;
+    unsigned source_timeout_s;
+    size_t outbox_max;
+    bool system_events; /* weir's own events enter the namespaces they concern */
 } weir_settings_t;
 
 #define WEIR_MIN_BODY_LIMIT (64 * 1024)
@@ -103,6 +112,7 @@ typedef struct weir_server {
     weir_store_retainer_t *retainer;
     weir_route_t *route;     /* listeners, matched on the request's thread */
     weir_deliver_t *deliver; /* the delivery engine */
+    weir_source_t *source;   /* the source side, or NULL without a sink */
 } weir_server_t;
 
 /* A request that hands events to the store, and waits on its thread for the commit. */
@@ -248,6 +258,17 @@ void weir_listeners_release_item(weir_store_item_t *it);
 void weir_listeners_unmatch(weir_ingest_t *in);
 /* Forgets the listeners of a deleted namespace (route and delivery targets). */
 void weir_listeners_ns_deleted(weir_server_t *srv, const char *ns);
+/* ---- system events (system.c) --------------------------------------------------------- */
+
+/*
+ * Enters weir's own event of this type (WEIR_SYSTEM_*) into ns, with data {"namespace": ns}
+ * and, when key is not NULL, key: value (value is also the subject). Called after the change
+ * it reports committed; a failure to store it is logged, not returned. A namespace's deletion
+ * only goes out through the source (its history is gone).
+ */
+void weir_system_emit(weir_server_t *srv, const char *ns, const char *type, const char *key,
+                      const char *value);
+
 /* Loads the listeners and starts the delivery engine; stops it (draining for timeout_s). */
 int weir_listeners_start(weir_server_t *srv);
 void weir_listeners_stop(weir_server_t *srv, unsigned timeout_s);

@@ -165,6 +165,7 @@ static enum MHD_Result create(weir_req_t *req, const char *ns)
     weir_deliver_target_set(req->srv->deliver, id, ns, &spec);
     weir_deliver_spec_clear(&spec);
     WEIR_LOG(WEIR_LOG_INFO, MODULE, ns, "listener %s created", id);
+    weir_system_emit(req->srv, ns, WEIR_SYSTEM_LISTENER_CREATED, "listener", id);
     enum MHD_Result ret = show(req, ns, id, MHD_HTTP_CREATED);
     weir_free(id);
     return ret;
@@ -222,6 +223,7 @@ static enum MHD_Result remove_one(weir_req_t *req, const char *ns, const char *i
     }
     weir_deliver_target_remove(req->srv->deliver, id);
     WEIR_LOG(WEIR_LOG_INFO, MODULE, ns, "listener %s deleted", id);
+    weir_system_emit(req->srv, ns, WEIR_SYSTEM_LISTENER_DELETED, "listener", id);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 
@@ -312,6 +314,7 @@ int weir_listeners_start(weir_server_t *srv)
     cfg.match = match_reply;
     cfg.match_release = release_reply;
     cfg.match_arg = srv;
+    cfg.system_events = srv->settings->system_events;
     if (weir_deliver_start(srv->store, &cfg, &srv->deliver, &err) != 0) {
         weir_error("serve", "cannot start the delivery engine: %s", err.msg);
         return -1;

@@ -47,6 +47,12 @@ enum MHD_Result weir_history_replay(weir_req_t *req, const char *ns, const char 
     weir_event_t *ev = NULL;
     weir_err_t err = {0};
 
+    if (weir_store_outbox_full(req->srv->store)) {
+        return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "the outbox is full: the source's sink is not taking events; retry "
+                            "later",
+                            NULL, NULL);
+    }
     int rc = load(req, ns, id, &rec, &ev, &err);
     if (rc != 0) {
         weir_store_record_clear(&rec);

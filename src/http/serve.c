@@ -24,6 +24,7 @@ static int open_store(const weir_settings_t *s, weir_store_t **store)
     cfg.queue_max = s->queue_max;
     cfg.batch_max = s->batch_max;
     cfg.no_sync = s->no_sync;
+    cfg.outbox_max = s->source_sink[0] != '\0' ? s->outbox_max : 0;
 
     weir_err_t err = {0};
     if (weir_store_open(&cfg, store, &err) != 0) {
@@ -34,6 +35,32 @@ static int open_store(const weir_settings_t *s, weir_store_t **store)
         weir_warn("serve", "commits are not fsync'd (--no-sync): a power loss can lose events "
                            "already acknowledged");
     }
+    return 0;
+}
+
+/* Starts the source side when a sink is set: what waits in the outbox goes out from now on. */
+static int start_source(weir_server_t *srv)
+{
+    const weir_settings_t *s = srv->settings;
+    if (s->source_sink[0] == '\0') {
+        weir_info("serve", "no K_SINK: events born inside weir are not sent anywhere");
+        return 0;
+    }
+    weir_source_config_t cfg;
+    weir_source_config_default(&cfg);
+    cfg.sink = s->source_sink;
+    cfg.overrides = s->source_overrides;
+    cfg.ca_certs = s->source_ca_certs;
+    cfg.token_file = s->source_token_file;
+    cfg.max_inflight = s->source_inflight;
+    cfg.timeout_us = (int64_t)s->source_timeout_s * 1000000;
+
+    weir_err_t err = {0};
+    if (weir_source_start(srv->store, &cfg, &srv->source, &err) != 0) {
+        weir_error("serve", "%s: %s", err.attr[0] ? err.attr : "source", err.msg);
+        return -1;
+    }
+    weir_info("serve", "events born inside weir go out to %s", s->source_sink);
     return 0;
 }
 
@@ -72,7 +99,7 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
     if (weir_filters_load(srv.filters, srv.store, &err) != 0) {
         weir_error("serve", "cannot load the filters: %s", err.msg);
         status = 1;
-    } else if (weir_listeners_start(&srv) != 0) {
+    } else if (weir_listeners_start(&srv) != 0 || start_source(&srv) != 0) {
         status = 1;
     } else if (weir_server_start(&srv, &err) != 0) {
         weir_error("serve", "%s", err.msg);
@@ -87,6 +114,7 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
         weir_server_stop(&srv);
     }
     weir_listeners_stop(&srv, s->shutdown_timeout_s); /* its outcomes go through the store */
+    weir_source_stop(srv.source, s->shutdown_timeout_s * 1000u);
     weir_store_retainer_stop(srv.retainer);
     weir_store_close(srv.store);
     weir_filters_free(srv.filters);

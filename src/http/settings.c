@@ -67,6 +67,26 @@ static const opt_t opts[] = {
      "default number of newest events each namespace keeps; 0 keeps all"},
     {"retention-interval", "WEIR_RETENTION_INTERVAL", "60", OPT_UINT, AT(retention_interval_s),
      "seconds between two sweeps that apply retention"},
+    {"source-sink", "K_SINK", "", OPT_STRING, AT(source_sink),
+     "where events born inside weir go out (Knative's SinkBinding sets K_SINK); empty: nowhere"},
+    {"source-overrides", "K_CE_OVERRIDES", "", OPT_STRING, AT(source_overrides),
+     "JSON {\"extensions\":{...}} set on every event that goes out"},
+    {"source-ca-certs", "K_CA_CERTS", "", OPT_STRING, AT(source_ca_certs),
+     "PEM certificates trusted for an https sink, besides the system's"},
+    {"source-token-file", "WEIR_SOURCE_TOKEN_FILE", WEIR_SOURCE_TOKEN_FILE, OPT_STRING,
+     AT(source_token_file),
+     "file whose content, when it exists, goes out as a bearer token (re-read when it changes)"},
+    {"source-inflight", "WEIR_SOURCE_INFLIGHT", "1", OPT_UINT, AT(source_inflight),
+     "events sent to the source's sink at once; 1 keeps their order of arrival exactly, more "
+     "start them in order but may arrive out of it"},
+    {"source-timeout", "WEIR_SOURCE_TIMEOUT", "30", OPT_UINT, AT(source_timeout_s),
+     "seconds one attempt to the source's sink may take"},
+    {"system-events", "WEIR_SYSTEM_EVENTS", "true", OPT_BOOL, AT(system_events),
+     "weir's own events (namespace, filter and listener changes, failed deliveries) enter the "
+     "namespace they concern, its history and its listeners, and go out through the source"},
+    {"outbox-max", "WEIR_OUTBOX_MAX", "100000", OPT_SIZE, AT(outbox_max),
+     "events waiting to go out; when full, broadcast and replay answer 503 and events born of "
+     "weir itself are kept in history only (counted in weir_outbox_overflow_total)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -217,6 +237,12 @@ static int check(weir_settings_t *s)
     }
     if (weir_log_parse_level(s->log_level) < 0) {
         fprintf(stderr, "weir serve: --log-level must be debug, info, warn or error\n");
+        return -1;
+    }
+    if (s->source_sink[0] != '\0' &&
+        (s->source_inflight == 0 || s->source_timeout_s == 0 || s->outbox_max == 0)) {
+        fprintf(stderr, "weir serve: --source-inflight, --source-timeout and --outbox-max must"
+                        " be > 0\n");
         return -1;
     }
     return check_history(s);

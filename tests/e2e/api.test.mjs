@@ -3,7 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Weir } from './lib/weir.mjs';
 
-const weir = new Weir();
+// Without system events, so that a namespace holds exactly the events a test sent.
+const weir = new Weir({ args: ['--system-events=false'] });
 before(() => weir.start());
 after(() => weir.cleanup());
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { Weir } from './lib/weir.mjs';
 import { SseClient } from './lib/sse.mjs';
 
-const weir = new Weir({ args: ['--stream-heartbeat', '1', '--stream-write-timeout', '5', '--max-subscribers', '3'] });
+// Without system events, so that a namespace holds exactly the events a test sent.
+const weir = new Weir({ args: ['--system-events=false', '--stream-heartbeat', '1', '--stream-write-timeout', '5', '--max-subscribers', '3'] });
 before(() => weir.start());
 after(() => weir.cleanup());
 
@@ -237,7 +238,7 @@ test('deleting the namespace ends its streams with a reason', async () => {
 });
 
 test('SIGTERM ends open streams at once, so the stop does not wait for the drain timeout', async () => {
-  const w = new Weir({ args: ['--shutdown-timeout', '20'] });
+  const w = new Weir({ args: ['--system-events=false', '--shutdown-timeout', '20'] });
   await w.start();
   try {
     await w.createNamespace('s');
@@ -359,7 +360,7 @@ test('namespace retention through the API: set, shown, reset, and refused when m
 // ---- retention -----------------------------------------------------------------------------
 
 test('retention removes what it should and nothing else', async () => {
-  const w = new Weir({ args: ['--retention-interval', '1', '--retention-max-count', '5'] });
+  const w = new Weir({ args: ['--system-events=false', '--retention-interval', '1', '--retention-max-count', '5'] });
   await w.start();
   try {
     const put = (name, body) => fetch(`${w.api}/api/v2/namespaces/${name}`, { method: 'PUT', body: JSON.stringify(body) });

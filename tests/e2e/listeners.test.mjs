@@ -4,53 +4,8 @@
 // loopback started by each test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { Weir } from './lib/weir.mjs';
-
-// A target: records each request; `answer(req, n)` returns { status, headers, body }.
-class Target {
-  constructor(answer = () => ({ status: 202 })) {
-    this.answer = answer;
-    this.got = [];
-    this.waiters = [];
-  }
-
-  async start(port = 0) {
-    this.server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const hit = { at: Date.now(), headers: req.headers, body: Buffer.concat(chunks).toString() };
-        this.got.push(hit);
-        const a = this.answer(hit, this.got.length);
-        res.writeHead(a.status, a.headers || {});
-        res.end(a.body || '');
-        this.waiters = this.waiters.filter((w) => !w());
-      });
-    });
-    await new Promise((r) => this.server.listen(port, '127.0.0.1', r));
-    this.port = this.server.address().port;
-    this.url = `http://127.0.0.1:${this.port}/`;
-    return this;
-  }
-
-  // Resolves once n requests arrived; rejects after ms.
-  until(n, ms = 10000) {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.got.length >= n) { clearTimeout(timer); resolve(this.got); return true; }
-        return false;
-      };
-      const timer = setTimeout(() => reject(new Error(`${this.got.length} of ${n} requests arrived`)), ms);
-      if (!check()) this.waiters.push(check);
-    });
-  }
-
-  stop() {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(r));
-  }
-}
+import { Target } from './lib/target.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,0 +1,339 @@
+// The source side: what goes out to K_SINK and what never does, the exact headers (percent-
+// encoding, the namespace extension, K_CE_OVERRIDES, the bearer token), system events, a sink
+// that is down and comes back, a crash with events in the outbox, refusals, a full outbox, and
+// https with K_CA_CERTS. A node server on loopback stands in for the broker.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Weir } from './lib/weir.mjs';
+import { Target } from './lib/target.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const work = mkdtempSync(join(tmpdir(), 'weir-source-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+function source(url, { args = [], env = {}, dataDir } = {}) {
+  return new Weir({ dataDir, args: ['--source-sink', url, '--source-token-file', join(work, 'none'), ...args], env });
+}
+
+async function broadcast(weir, ns, events) {
+  const body = events.map((e) => ({ specversion: '1.0', source: '/src', type: 'com.example.out', data: { n: 1 }, ...e }));
+  const res = await fetch(`${weir.api}/api/v2/namespaces/${ns}/events/broadcast`, {
+    method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/cloudevents-batch+json' },
+  });
+  return res;
+}
+
+async function sink(weir, ns, id) {
+  const res = await fetch(`${weir.sink}/${ns}`, {
+    method: 'POST', body: '{"from":"sink"}',
+    headers: { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': '/sink', 'ce-type': 'com.example.in', 'content-type': 'application/json' },
+  });
+  assert.equal(res.status, 202);
+}
+
+async function metric(weir, name) {
+  const text = await (await fetch(`${weir.api}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function until(check, ms = 10000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} not met within ${ms} ms`);
+}
+
+// A port that nothing listens on (for a sink that is down).
+async function closedPort() {
+  const t = await new Target().start();
+  await t.stop();
+  return t.port;
+}
+
+const ids = (hits) => hits.map((h) => h.headers['ce-id']);
+const byType = (hits, type) => hits.filter((h) => h.headers['ce-type'] === type);
+
+test('what goes out, with its exact headers, and what never does', async () => {
+  const broker = await new Target().start();
+  const replier = await new Target(() => ({
+    status: 200, body: '{"ok":true}',
+    headers: { 'ce-specversion': '1.0', 'ce-id': 'reply-1', 'ce-source': '/replier', 'ce-type': 'com.example.reply', 'content-type': 'application/json' },
+  })).start();
+  const token = join(work, 'token');
+  writeFileSync(token, 'tok-1\n');
+  const weir = new Weir({
+    args: ['--source-sink', broker.url, '--source-token-file', token],
+    env: { K_CE_OVERRIDES: '{"extensions":{"cluster":"east","tier":1}}' },
+  });
+  try {
+    await weir.start();
+    await weir.createNamespace('demo');
+    await sink(weir, 'demo', 'from-sink');
+    const res = await fetch(`${weir.api}/api/v2/namespaces/demo/events/broadcast`, {
+      method: 'POST', body: '{"x":1}',
+      headers: { 'ce-specversion': '1.0', 'ce-id': 'b1', 'ce-source': '/api', 'ce-type': 'com.example.b',
+        'ce-subject': '100%25%20caf%C3%A9%2F%C3%BC', 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 202);
+    await broker.until(2);
+
+    const [created, b1] = broker.got;
+    assert.equal(created.headers['ce-type'], 'io.weir.namespace.created');
+    assert.equal(created.headers['ce-source'], '/weir/namespaces/demo');
+    assert.deepEqual(JSON.parse(created.body), { namespace: 'demo' });
+    const h = b1.headers;
+    assert.equal(h['ce-id'], 'b1');
+    assert.equal(h['ce-specversion'], '1.0');
+    assert.equal(h['ce-source'], '/api');
+    assert.equal(h['ce-type'], 'com.example.b');
+    assert.equal(h['ce-subject'], '100%25%20caf%C3%A9/%C3%BC');
+    assert.equal(h['ce-weirnamespace'], 'demo');
+    assert.equal(h['ce-cluster'], 'east');
+    assert.equal(h['ce-tier'], '1');
+    assert.equal(h['content-type'], 'application/json');
+    assert.equal(h.authorization, 'Bearer tok-1');
+    assert.equal(b1.body, '{"x":1}');
+    assert.equal(h.prefer, undefined);
+
+    // A rotated token is read again (at most a second later).
+    await sleep(1100);
+    writeFileSync(token, 'tok-2');
+    await sleep(1100);
+    assert.equal((await broadcast(weir, 'demo', [{ id: 'b2' }])).status, 202);
+    await broker.until(3);
+    assert.equal(broker.got[2].headers['ce-id'], 'b2');
+    assert.equal(broker.got[2].headers.authorization, 'Bearer tok-2');
+
+    // A replay goes out again; a filter's creation is a system event, in history too.
+    assert.equal((await fetch(`${weir.api}/api/v2/namespaces/demo/events/history/replay/b1`, { method: 'POST' })).status, 202);
+    assert.equal((await fetch(`${weir.api}/api/v2/namespaces/demo/filters/f1`, { method: 'PUT', body: 'return event;' })).status, 201);
+    await broker.until(5);
+    assert.equal(broker.got[3].headers['ce-id'], 'b1');
+    const filter = broker.got[4];
+    assert.equal(filter.headers['ce-type'], 'io.weir.filter.created');
+    assert.equal(filter.headers['ce-subject'], 'f1');
+    assert.deepEqual(JSON.parse(filter.body), { namespace: 'demo', filter: 'f1' });
+
+    // A listener's target replies: the reply enters the namespace and goes out; the event
+    // that came through the sink does not.
+    const lres = await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.in' }], sink: replier.url }) });
+    assert.equal(lres.status, 201);
+    const listener = (await lres.json()).id;
+    await sink(weir, 'demo', 'wakes-replier');
+    await replier.until(1);
+    await until(() => ids(broker.got).includes('reply-1'), 10000, 'the reply went out');
+    assert.equal(byType(broker.got, 'io.weir.listener.created')[0].headers['ce-subject'], listener);
+
+    assert.equal((await fetch(`${weir.api}/api/v2/namespaces/demo`, { method: 'DELETE' })).status, 204);
+    await until(() => byType(broker.got, 'io.weir.namespace.deleted').length === 1, 10000, 'the deletion went out');
+
+    const out = ids(broker.got);
+    assert.ok(!out.includes('from-sink') && !out.includes('wakes-replier'), `sink events went out: ${out}`);
+    assert.equal(new Set(out.filter((i) => i === 'b1')).size, 1);
+    assert.equal(out.filter((i) => i === 'b1').length, 2, 'b1 and its replay');
+    assert.ok(broker.got.every((g) => g.headers['ce-weirnamespace'] === 'demo'));
+    assert.equal(await metric(weir, 'weir_outbox_depth'), 0);
+    assert.equal(await metric(weir, 'weir_source_sent_total'), broker.got.length);
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+    await replier.stop();
+  }
+});
+
+test('system events are in history and wake listeners', async () => {
+  const broker = await new Target().start();
+  const watcher = await new Target().start();
+  const weir = source(broker.url);
+  try {
+    await weir.start();
+    await weir.createNamespace('sys');
+    const lres = await fetch(`${weir.api}/api/v2/namespaces/sys/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'io.weir.filter.deleted' }], sink: watcher.url }) });
+    assert.equal(lres.status, 201);
+    await fetch(`${weir.api}/api/v2/namespaces/sys/filters/f`, { method: 'PUT', body: 'return event;' });
+    await fetch(`${weir.api}/api/v2/namespaces/sys/filters/f`, { method: 'PUT', body: 'return null;' });
+    await fetch(`${weir.api}/api/v2/namespaces/sys/filters/f`, { method: 'DELETE' });
+    await fetch(`${weir.api}/api/v2/namespaces/sys`, { method: 'PUT', body: '{"retention":{"max_count":10}}' });
+    const [hit] = await watcher.until(1);
+    assert.equal(hit.headers['ce-type'], 'io.weir.filter.deleted');
+    const types = (await weir.history('sys')).map((i) => i.event.type);
+    assert.deepEqual(types, ['io.weir.namespace.created', 'io.weir.listener.created', 'io.weir.filter.created',
+      'io.weir.filter.updated', 'io.weir.filter.deleted', 'io.weir.namespace.updated']);
+    await broker.until(6);
+    assert.deepEqual(broker.got.map((g) => g.headers['ce-type']), types);
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+    await watcher.stop();
+  }
+});
+
+test('a failed delivery is a system event that goes out', async () => {
+  const broker = await new Target().start();
+  const refuser = await new Target(() => ({ status: 400, body: 'no thanks' })).start();
+  const weir = source(broker.url);
+  try {
+    await weir.start();
+    await weir.createNamespace('dl');
+    const lres = await fetch(`${weir.api}/api/v2/namespaces/dl/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.in' }], sink: refuser.url }) });
+    const listener = (await lres.json()).id;
+    await sink(weir, 'dl', 'doomed');
+    await until(() => byType(broker.got, 'io.weir.delivery.failed').length === 1, 10000, 'the failure went out');
+    const [failed] = byType(broker.got, 'io.weir.delivery.failed');
+    assert.equal(failed.headers['ce-subject'], listener);
+    const data = JSON.parse(failed.body);
+    assert.equal(data.listener, listener);
+    assert.equal(data.status, 400);
+    assert.equal(data.eventId, 'doomed');
+    assert.equal(data.target, refuser.url);
+    assert.equal(failed.headers['ce-weirhops'], '1');
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+    await refuser.stop();
+  }
+});
+
+test('a sink that is down, then failing, then back receives every event once, in order', async () => {
+  const port = await closedPort();
+  const weir = source(`http://127.0.0.1:${port}/`, { args: ['--system-events=false'] });
+  let broker;
+  try {
+    await weir.start();
+    await weir.createNamespace('down');
+    const sent = [];
+    for (let b = 0; b < 4; b++) {
+      const batch = Array.from({ length: 10 }, (_, i) => ({ id: `d${b * 10 + i}` }));
+      sent.push(...batch.map((e) => e.id));
+      assert.equal((await broadcast(weir, 'down', batch)).status, 202);
+    }
+    await sleep(1000);
+    assert.equal(await metric(weir, 'weir_outbox_depth'), 40);
+    assert.ok((await metric(weir, 'weir_source_retries_total')) > 0);
+    // Back, but answering 503 to the first three attempts.
+    broker = await new Target((hit, n) => (n <= 3 ? { status: 503, headers: { 'retry-after': '0' } } : { status: 202 })).start(port);
+    await broker.until(43, 30000);
+    await sleep(300);
+    const taken = ids(broker.got.slice(3));
+    assert.deepEqual(taken, sent, 'every event once, in order');
+    assert.deepEqual(ids(broker.got.slice(0, 3)), ['d0', 'd0', 'd0'], 'the oldest is retried first');
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+  } finally {
+    await weir.cleanup();
+    if (broker) await broker.stop();
+  }
+});
+
+test('kill -9 with events in the outbox: every one arrives after the restart', async () => {
+  const port = await closedPort();
+  const dataDir = mkdtempSync(join(work, 'data-'));
+  const first = source(`http://127.0.0.1:${port}/`, { dataDir, args: ['--system-events=false'] });
+  const second = source(`http://127.0.0.1:${port}/`, { dataDir, args: ['--system-events=false'] });
+  let broker;
+  try {
+    await first.start();
+    await first.createNamespace('crash');
+    const sent = Array.from({ length: 25 }, (_, i) => ({ id: `k${i}` }));
+    assert.equal((await broadcast(first, 'crash', sent)).status, 202);
+    await first.stop('SIGKILL');
+    broker = await new Target().start(port);
+    await second.start();
+    await broker.until(25);
+    await sleep(300);
+    assert.deepEqual(ids(broker.got), sent.map((e) => e.id));
+  } finally {
+    await first.cleanup();
+    await second.cleanup();
+    rmSync(dataDir, { recursive: true, force: true });
+    if (broker) await broker.stop();
+  }
+});
+
+test('a refused event is dropped alone; a full outbox refuses broadcasts and counts the rest', async () => {
+  const broker = await new Target((hit) => (hit.headers['ce-id'] === 'bad' ? { status: 400 } : { status: 202 })).start();
+  const weir = source(broker.url, { args: ['--system-events=false'] });
+  const port = await closedPort();
+  const full = source(`http://127.0.0.1:${port}/`, { args: ['--outbox-max', '3'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('ref');
+    assert.equal((await broadcast(weir, 'ref', [{ id: 'bad' }, { id: 'good' }])).status, 202);
+    await until(() => ids(broker.got).includes('good'), 10000, 'the good event went out');
+    assert.deepEqual(ids(broker.got), ['bad', 'good']);
+    assert.equal(await metric(weir, 'weir_source_failed_total'), 1);
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+
+    await full.start();
+    await full.createNamespace('full'); // its system event takes the first place
+    assert.equal((await broadcast(full, 'full', [{ id: 'f1' }, { id: 'f2' }])).status, 202);
+    await until(async () => (await metric(full, 'weir_outbox_depth')) === 3, 5000, 'a full outbox');
+    const before = await full.history('full');
+    const res = await broadcast(full, 'full', [{ id: 'f3' }]);
+    assert.equal(res.status, 503);
+    assert.ok(res.headers.get('retry-after'));
+    assert.equal((await res.json()).status, 503);
+    assert.deepEqual(await full.history('full'), before, 'nothing stored');
+    // Events born of weir itself are stored, not queued, and counted.
+    assert.equal((await fetch(`${full.api}/api/v2/namespaces/full/filters/x`, { method: 'PUT', body: 'return event;' })).status, 201);
+    assert.equal((await full.history('full')).at(-1).event.type, 'io.weir.filter.created');
+    assert.equal(await metric(full, 'weir_outbox_overflow_total'), 1);
+    assert.equal(await metric(full, 'weir_outbox_depth'), 3);
+  } finally {
+    await weir.cleanup();
+    await full.cleanup();
+    await broker.stop();
+  }
+});
+
+test('https: K_CA_CERTS is trusted, and without it nothing goes out', async () => {
+  const key = join(work, 'key.pem');
+  const cert = join(work, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const pem = readFileSync(cert, 'utf8');
+  const broker = await new Target().start(0, { key: readFileSync(key), cert: pem });
+  const trusting = source(broker.url, { env: { K_CA_CERTS: pem } });
+  const untrusting = source(broker.url);
+  try {
+    await trusting.start();
+    await trusting.createNamespace('tls');
+    const [hit] = await broker.until(1);
+    assert.equal(hit.headers['ce-type'], 'io.weir.namespace.created');
+
+    await untrusting.start();
+    await untrusting.createNamespace('tls');
+    await until(async () => (await metric(untrusting, 'weir_source_retries_total')) > 0, 5000, 'a failed attempt');
+    assert.equal(broker.got.length, 1);
+    assert.equal(await metric(untrusting, 'weir_outbox_depth'), 1);
+  } finally {
+    await trusting.cleanup();
+    await untrusting.cleanup();
+    await broker.stop();
+  }
+});
+
+test('bad source settings stop weir at start with the setting named', async () => {
+  for (const [env, args, named] of [
+    [{ K_CE_OVERRIDES: '{"extensions":' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
+    [{ K_CE_OVERRIDES: '{"extensions":{"id":"x"}}' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
+    [{ K_SINK: 'ftp://127.0.0.1/' }, [], 'K_SINK'],
+  ]) {
+    const weir = new Weir({ args, env });
+    try {
+      await assert.rejects(weir.start(), /weir exited with 1/);
+      assert.ok(weir.logs.some((l) => l.includes(named)), weir.logs.join('\n'));
+    } finally {
+      await weir.cleanup();
+    }
+  }
+});
