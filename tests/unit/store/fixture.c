@@ -15,7 +15,7 @@
 
 #include "fixture.h"
 
-static weir_store_t *open_in(const char *dir, size_t queue_max, size_t batch_max)
+static weir_store_t *open_in(const char *dir, size_t queue_max, size_t batch_max, size_t outbox_max)
 {
     weir_store_config_t cfg;
     weir_store_t *store = NULL;
@@ -29,6 +29,7 @@ static weir_store_t *open_in(const char *dir, size_t queue_max, size_t batch_max
     if (batch_max > 0) {
         cfg.batch_max = batch_max;
     }
+    cfg.outbox_max = outbox_max;
     int rc = weir_store_open(&cfg, &store, &err);
     if (rc != 0) {
         fail_msg("weir_store_open: %s", err.msg);
@@ -42,14 +43,25 @@ fx_t *fx_open(size_t queue_max, size_t batch_max)
 
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/weir-store-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    fx->store = open_in(fx->dir, queue_max, batch_max);
+    fx->store = open_in(fx->dir, queue_max, batch_max, 0);
+    return fx;
+}
+
+fx_t *fx_open_outbox(size_t outbox_max)
+{
+    fx_t *fx = weir_calloc(1, sizeof(*fx));
+
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/weir-store-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    fx->outbox_max = outbox_max;
+    fx->store = open_in(fx->dir, 0, 0, outbox_max);
     return fx;
 }
 
 void fx_reopen(fx_t *fx)
 {
     weir_store_close(fx->store);
-    fx->store = open_in(fx->dir, 0, 0);
+    fx->store = open_in(fx->dir, 0, 0, fx->outbox_max);
 }
 
 void fx_close(fx_t *fx)

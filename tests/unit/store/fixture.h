@@ -14,10 +14,13 @@
 typedef struct fx {
     char dir[64];
     weir_store_t *store;
+    size_t outbox_max;
 } fx_t;
 
 /* Makes a temporary directory and opens a store in it (0 sizes mean the defaults). */
 fx_t *fx_open(size_t queue_max, size_t batch_max);
+/* The same with an outbox of this bound (kept by fx_reopen). */
+fx_t *fx_open_outbox(size_t outbox_max);
 /* Closes the store (when open) and reopens it on the same directory. */
 void fx_reopen(fx_t *fx);
 /* Closes the store and removes the directory. */

@@ -1,0 +1,187 @@
+/* The outbox: what is queued and what is not, removal, the bound, and a reopen. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+
+#define BOUND 4
+
+static int setup(void **state)
+{
+    fx_t *fx = fx_open_outbox(BOUND);
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_close(*state);
+    return 0;
+}
+
+/* Writes one event with the item's flags; returns the status. */
+static int put(weir_store_t *store, const char *id, bool born_inside, bool replay, bool outbox_only)
+{
+    weir_event_t *ev = fx_event(id, "/outbox", "t.out", "{\"n\":1}");
+    weir_store_item_t item = {.ns = "alpha",
+                              .ev = ev,
+                              .born_inside = born_inside,
+                              .replay = replay,
+                              .outbox_only = outbox_only};
+    int rc = weir_store_write_sync(store, &item, 1);
+    weir_ce_free(ev);
+    return rc;
+}
+
+static int64_t depth(weir_store_t *store, uint64_t *overflowed)
+{
+    int64_t d = -1;
+    uint64_t o = 0;
+    weir_store_outbox_stats(store, &d, &o);
+    if (overflowed != NULL) {
+        *overflowed = o;
+    }
+    return d;
+}
+
+/* The ids of the events waiting, in order, joined by ','. */
+static const char *waiting(weir_store_t *store)
+{
+    static char out[256];
+    weir_store_outbox_row_t *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(weir_store_outbox_next(store, 0, 100, &rows, &n, NULL), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, i ? "," : "");
+        strcat(out, fx_json_str(rows[i].json, "id"));
+        assert_string_equal(rows[i].ns, "alpha");
+    }
+    weir_store_outbox_free(rows, n);
+    return out;
+}
+
+static void remove_first(weir_store_t *store, size_t count)
+{
+    weir_store_outbox_row_t *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(weir_store_outbox_next(store, 0, count, &rows, &n, NULL), 0);
+    int64_t ids[16];
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rows[i].id;
+    }
+    weir_store_outbox_free(rows, n);
+    fx_result_t res = {0};
+    weir_store_write_t w = {
+        .outbox_sent = ids, .noutbox_sent = n, .done = fx_result_done, .arg = &res};
+    assert_int_equal(weir_store_submit(store, &w), 0);
+    fx_barrier(store);
+    assert_int_equal(res.status, 0);
+}
+
+static void only_events_born_inside_are_queued(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(put(fx->store, "sink", false, false, false), 0);
+    assert_int_equal(put(fx->store, "inside", true, false, false), 0);
+    assert_int_equal(put(fx->store, "inside", true, false, false), 0); /* a duplicate */
+    assert_int_equal(put(fx->store, "sink", false, true, false), 0);   /* a replay */
+    assert_string_equal(waiting(fx->store), "inside,sink");
+    assert_int_equal(depth(fx->store, NULL), 2);
+
+    remove_first(fx->store, 1);
+    assert_string_equal(waiting(fx->store), "sink");
+    assert_int_equal(depth(fx->store, NULL), 1);
+}
+
+static void a_full_outbox_stores_but_does_not_queue(void **state)
+{
+    fx_t *fx = *state;
+    char id[16];
+    uint64_t overflowed = 0;
+    for (int i = 0; i < BOUND + 2; i++) {
+        snprintf(id, sizeof(id), "e%d", i);
+        assert_int_equal(put(fx->store, id, true, false, false), 0);
+    }
+    assert_true(weir_store_outbox_full(fx->store));
+    assert_int_equal(depth(fx->store, &overflowed), BOUND);
+    assert_int_equal(overflowed, 2);
+    assert_string_equal(waiting(fx->store), "e0,e1,e2,e3");
+    int64_t stored = 0;
+    assert_int_equal(weir_store_count(fx->store, "alpha", &stored, NULL), 0);
+    assert_int_equal(stored, BOUND + 2);
+
+    remove_first(fx->store, 2);
+    assert_false(weir_store_outbox_full(fx->store));
+    assert_int_equal(put(fx->store, "later", true, false, false), 0);
+    assert_string_equal(waiting(fx->store), "e2,e3,later");
+}
+
+static void outbox_only_items_keep_no_history(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(weir_store_ns_delete(fx->store, "alpha", NULL), 0);
+    assert_int_equal(put(fx->store, "gone", true, false, true), 0);
+    assert_string_equal(waiting(fx->store), "gone");
+    int64_t stored = -1;
+    assert_int_equal(weir_store_count(fx->store, NULL, &stored, NULL), 0);
+    assert_int_equal(stored, 0);
+}
+
+static void a_failed_write_queues_nothing(void **state)
+{
+    fx_t *fx = *state;
+    weir_event_t *a = fx_event("a", "/outbox", "t.out", NULL);
+    weir_event_t *b = fx_event("b", "/outbox", "t.out", NULL);
+    weir_store_item_t items[2] = {{.ns = "alpha", .ev = a, .born_inside = true},
+                                  {.ns = "missing", .ev = b, .born_inside = true}};
+    assert_int_equal(weir_store_write_sync(fx->store, items, 2), WEIR_ENOTFOUND);
+    weir_ce_free(a);
+    weir_ce_free(b);
+    assert_string_equal(waiting(fx->store), "");
+    assert_int_equal(depth(fx->store, NULL), 0);
+    assert_int_equal(put(fx->store, "c", true, false, false), 0);
+    assert_int_equal(depth(fx->store, NULL), 1);
+}
+
+static void the_outbox_survives_a_reopen(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(put(fx->store, "x", true, false, false), 0);
+    assert_int_equal(put(fx->store, "y", true, false, false), 0);
+    fx_reopen(fx);
+    assert_int_equal(depth(fx->store, NULL), 2);
+    assert_string_equal(waiting(fx->store), "x,y");
+}
+
+static void no_outbox_queues_nothing(void **state)
+{
+    fx_t *fx = fx_open(0, 0);
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    assert_int_equal(put(fx->store, "x", true, false, false), 0);
+    assert_int_equal(depth(fx->store, NULL), 0);
+    assert_false(weir_store_outbox_full(fx->store));
+    assert_string_equal(waiting(fx->store), "");
+    fx_close(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(only_events_born_inside_are_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_outbox_stores_but_does_not_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(outbox_only_items_keep_no_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_write_queues_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_outbox_survives_a_reopen, setup, teardown),
+        cmocka_unit_test(no_outbox_queues_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
