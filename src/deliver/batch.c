@@ -144,13 +144,17 @@ void weir_deliver_batches_flush(weir_deliver_t *d)
         if (b->outcomes == NULL) {
             prepare(b);
         }
+        /* Off the list before the submit: once submitted, a store thread may link b into the
+         * committed list through the same field at any moment. */
+        d->ready = b->next;
+        b->next = NULL;
         int rc = weir_store_submit(d->store, &b->w);
         bool late = d->stopping && weir_mono_ns() >= d->stop_deadline_ns;
         if (rc == WEIR_EBUSY && !late) {
-            return; /* the queue is full: try again on the next turn */
+            b->next = d->ready; /* the queue is full: try again on the next turn */
+            d->ready = b;
+            return;
         }
-        d->ready = b->next;
-        b->next = NULL;
         if (rc == 0) {
             d->outstanding++;
         } else {
