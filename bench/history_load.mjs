@@ -163,7 +163,7 @@ async function query(api, ns, count, n) {
   await timeQuery(api, ns, 'text matching nothing', { ...page, text: 'absent' }, few, agent);
   await timeQuery(api, ns, 'until= oldest 1% (time window)', { ...page, until }, few, agent);
   await timeGet(api, ns, 'history/{id}, newest event', `p${count - 1}`, n, agent);
-  await timeGet(api, ns, 'history/{id}, oldest event', 'p0', few, agent);
+  await timeGet(api, ns, 'history/{id}, oldest event', 'p0', n, agent);
   agent.destroy();
 }
 
