@@ -39,8 +39,8 @@ port_api=18681
 sink="http://127.0.0.1:$port_sink"
 api="http://127.0.0.1:$port_api"
 started=$(date +%s.%N)
-# weir's listeners set SO_REUSEPORT, so a second weir on a taken port starts and shares the
-# traffic with whoever holds it; refuse to run beside another run instead.
+# A port that answers already belongs to someone else (another run?): readyz would pass against
+# it before our weir had failed to listen, so refuse to start instead.
 for port in "$port_sink" "$port_api"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use (another run?)"
