@@ -91,14 +91,17 @@ helper 300 query "$api" hist "$count" "$n"
 
 echo
 echo "== fan-out: $rate events/s for $seconds s, 300-byte binary-mode events"
+# Into files, not through a pipe: a helper in a pipeline would run in a subshell, out of reach
+# of cleanup. Its "#sink" line is for the ratios below, not for people.
 t=$(ticks) w=$(date +%s.%N)
-helper 120 fanout "$sink/base" "$api" base 0 "$rate" "$seconds" | tee "$work/base.txt" | grep -v '^#'
+helper 120 fanout "$sink/base" "$api" base 0 "$rate" "$seconds" >"$work/base.txt"
+grep -v '^#' "$work/base.txt"
 cpu_since "$t" "$w"
 t=$(ticks) w=$(date +%s.%N)
-helper 120 fanout "$sink/fan" "$api" fan "$subscribers" "$rate" "$seconds" | tee "$work/fan.txt" |
-    grep -v '^#'
+helper 120 fanout "$sink/fan" "$api" fan "$subscribers" "$rate" "$seconds" >"$work/fan.txt"
+grep -v '^#' "$work/fan.txt"
 cpu_since "$t" "$w"
-# "#sink RATE P50 P99" lines: the ratios of the sink's figures with and without subscribers.
+# "#sink RATE P50 P99": the ratios of the sink's figures with and without subscribers.
 read -r _ base_rate base_p50 base_p99 < <(grep '^#sink' "$work/base.txt")
 read -r _ fan_rate fan_p50 fan_p99 < <(grep '^#sink' "$work/fan.txt")
 awk -v br="$base_rate" -v fr="$fan_rate" -v b5="$base_p50" -v f5="$fan_p50" -v b9="$base_p99" \
