@@ -237,12 +237,14 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
      * suspended and one slow request never holds up another. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | (any ? MHD_USE_DUAL_STACK : 0);
+    /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, with which a second weir on
+     * the same port starts and takes half the requests into its own store. libmicrohttpd's
+     * default, SO_REUSEADDR, is enough to restart at once on the port of a stopped weir. */
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, cb, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)WEIR_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_END);
+        any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
     if (d == NULL) {
         weir_err_set(err, WEIR_EIO, "", "cannot listen on %s for the %s", text, name);
         return NULL;

@@ -164,3 +164,17 @@ test('health, readiness and metrics', async () => {
   assert.match(text, /weir_store_ready 1/);
   assert.match(text, /# TYPE weir_ingest_latency_seconds histogram/);
 });
+
+// With SO_REUSEPORT a second weir would start too, and the kernel would share the port's
+// requests between the two stores.
+test('a second weir does not start on ports that are in use', async () => {
+  for (const flag of ['--sink-addr', '--api-addr']) {
+    const port = flag === '--sink-addr' ? weir.sinkPort : weir.apiPort;
+    const second = new Weir({ args: [flag, `127.0.0.1:${port}`] });
+    try {
+      await assert.rejects(second.start(), /exited with 1[\s\S]*cannot listen/);
+    } finally {
+      await second.cleanup();
+    }
+  }
+});
