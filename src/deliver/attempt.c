@@ -98,17 +98,20 @@ static void set_options(job_t *job)
     curl_easy_setopt(e, CURLOPT_PRIVATE, job);
 }
 
-bool weir_deliver_job_request(job_t *job, size_t max_reply)
+struct curl_slist *weir_deliver_binary_headers(const weir_event_t *ev)
 {
     header_ctx_t h = {.list = NULL, .content_type = false};
 
-    weir_ce_encode_binary(job->ev, add_header, &h);
+    weir_ce_encode_binary(ev, add_header, &h);
     if (!h.content_type) {
         h.list = curl_slist_append(h.list, "Content-Type:"); /* not curl's form type */
     }
-    h.list = curl_slist_append(h.list, "Prefer: reply");
-    h.list = curl_slist_append(h.list, "Expect:"); /* no 100-continue round trip */
-    job->headers = h.list;
+    return curl_slist_append(h.list, "Expect:"); /* no 100-continue round trip */
+}
+
+bool weir_deliver_job_request(job_t *job, size_t max_reply)
+{
+    job->headers = curl_slist_append(weir_deliver_binary_headers(job->ev), "Prefer: reply");
     job->max_reply = max_reply;
     job->easy = curl_easy_init();
     if (job->easy == NULL) {

@@ -40,6 +40,9 @@ typedef struct job {
     bool in_flight; /* its request is in the multi handle */
 } job_t;
 
+/* The headers of ev sent in binary mode: ce-* percent-encoded, its Content-Type (or none rather
+ * than curl's form type), and no Expect: 100-continue. The caller frees the list. */
+struct curl_slist *weir_deliver_binary_headers(const weir_event_t *ev);
 /* Prepares the request of job (ev, url and spec set); false when curl refuses. */
 bool weir_deliver_job_request(job_t *job, size_t max_reply);
 /* Releases what the request holds (the easy handle must be out of the multi handle). */

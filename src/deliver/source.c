@@ -18,7 +18,7 @@
 
 #include <curl/curl.h>
 
-#include "deliver/deliver.h"
+#include "deliver/job.h"
 
 #define MODULE        "source"
 #define LOAD_PAGE     256 /* rows read from the outbox at once */
@@ -275,15 +275,6 @@ static void row_free(row_t *row)
     weir_free(row);
 }
 
-static void add_header(void *arg, const char *name, const char *value)
-{
-    struct curl_slist **list = arg;
-    weir_buf_t b = WEIR_BUF_INIT;
-    weir_buf_printf(&b, "%s: %s", name, value);
-    *list = curl_slist_append(*list, b.data);
-    weir_buf_free(&b);
-}
-
 /* The event as it goes out: its namespace named, the overrides applied. */
 static int outgoing(weir_source_t *s, row_t *row, weir_err_t *err)
 {
@@ -333,14 +324,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 
 static bool request(weir_source_t *s, row_t *row)
 {
-    struct curl_slist *h = NULL;
-    bool has_type = weir_ce_get(row->ev, "datacontenttype") != NULL;
-
-    weir_ce_encode_binary(row->ev, add_header, &h);
-    if (!has_type) {
-        h = curl_slist_append(h, "Content-Type:"); /* not curl's form type */
-    }
-    h = curl_slist_append(h, "Expect:");
+    struct curl_slist *h = weir_deliver_binary_headers(row->ev);
     if (s->token != NULL) {
         weir_buf_t b = WEIR_BUF_INIT;
         weir_buf_printf(&b, "Authorization: Bearer %s", s->token);
