@@ -527,14 +527,21 @@ static void load(weir_source_t *s)
     s->more = n == LOAD_PAGE;
 }
 
-/* Starts what may start: in order while the sink is well, one at a time while it recovers. */
+/* How many attempts may be in flight now: max_inflight while the sink is well; while it recovers,
+ * one once the wait is over. */
+static size_t room(const weir_source_t *s)
+{
+    if (!s->recovering) {
+        return s->cfg.max_inflight;
+    }
+    return s->in_flight == 0 && weir_wall_us() >= s->retry_at_us ? 1 : 0;
+}
+
+/* Starts what may start, oldest first. */
 static void start_some(weir_source_t *s)
 {
-    if (s->recovering && (s->in_flight > 0 || weir_wall_us() < s->retry_at_us)) {
-        return;
-    }
-    size_t room = s->recovering ? 1 : s->cfg.max_inflight;
-    for (size_t i = 0; i < s->nrows && s->in_flight < room;) {
+    size_t n = room(s);
+    for (size_t i = 0; i < s->nrows && s->in_flight < n;) {
         if (s->rows[i]->in_flight) {
             i++;
         } else if (start(s, i)) {
@@ -601,6 +608,9 @@ static int poll_timeout_ms(const weir_source_t *s)
     if (s->recovering && s->in_flight == 0) {
         int64_t ms = (s->retry_at_us - weir_wall_us() + 999) / 1000;
         return ms <= 0 ? 0 : ms > IDLE_POLL_MS ? IDLE_POLL_MS : (int)ms;
+    }
+    if (waiting(s) > 0 && s->in_flight < room(s)) {
+        return 0; /* an attempt just ended: start the next at once */
     }
     return s->more && waiting(s) < s->cfg.max_inflight ? 0 : IDLE_POLL_MS;
 }
