@@ -115,7 +115,9 @@ typedef struct weir_deliver weir_deliver_t;
 typedef struct weir_deliver_config {
     size_t max_inflight;       /* deliveries in flight at once (default 512) */
     size_t max_per_target;     /* of them, to one listener's target (default 128) */
-    long max_host_connections; /* open connections to one host (default 32) */
+    long max_host_connections; /* open connections to one host; 0 (the default): no limit
+                                  but the in-flight ones, so that targets sharing a host (a
+                                  broker's ingress) never wait behind a hung one */
     unsigned max_hops;         /* replies to replies accepted (default WEIR_DELIVER_HOPS_MAX) */
     size_t max_reply;          /* largest reply body read, bytes (default 1 MiB) */
     bool system_events;        /* a dead-lettered or failed delivery enters its namespace as
@@ -145,7 +147,8 @@ void weir_deliver_stop(weir_deliver_t *d, unsigned timeout_ms);
 /* Sets (adds or replaces) the target of a listener; copies spec. Any thread. */
 void weir_deliver_target_set(weir_deliver_t *d, const char *listener, const char *ns,
                              const weir_deliver_spec_t *spec);
-/* Forgets a listener's target; its deliveries in flight finish, later ones are discarded. */
+/* Forgets a listener's target; its deliveries in flight finish, later ones wait (the store
+ * deletes them with the listener). */
 void weir_deliver_target_remove(weir_deliver_t *d, const char *listener);
 
 /* Appends the engine's metrics in the Prometheus text format. Any thread. */

@@ -140,22 +140,24 @@ static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t 
     return true;
 }
 
-/* Starts one loaded delivery, unless its target is saturated (then the target notes its
- * backlog, and load_drains comes back for the delivery). */
+/*
+ * Starts one loaded delivery, unless its target is saturated (then the target notes its
+ * backlog, and load_drains comes back for the delivery) or not known yet: a listener's target
+ * is set just after the listener is stored, and at start after the engine's first load, and
+ * setting it drains what waits. A deleted listener's deliveries are deleted with it.
+ */
 static void start(weir_deliver_t *d, const weir_store_delivery_t *row)
 {
     job_t *job = job_new(row);
     int rc = weir_deliver_target_take(d, row->listener, &job->spec);
-    if (rc == WEIR_EBUSY) {
+    if (rc != 0) {
         job_free(job);
         return;
     }
-    job->ev = rc == 0 ? build_event(row) : NULL;
-    if (rc != 0 || job->ev == NULL) {
-        if (rc == 0) {
-            weir_deliver_target_give(d, row->listener);
-        }
-        discard(d, job, rc != 0 ? "its listener is gone" : "its event is gone");
+    job->ev = build_event(row);
+    if (job->ev == NULL) {
+        weir_deliver_target_give(d, row->listener);
+        discard(d, job, "its event is gone");
         return;
     }
     if (job->dead_letter && job->spec.dead_letter_sink == NULL) {
@@ -502,7 +504,7 @@ void weir_deliver_config_default(weir_deliver_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_inflight = 512;
     cfg->max_per_target = 128;
-    cfg->max_host_connections = 32;
+    cfg->max_host_connections = 0;
     cfg->max_hops = WEIR_DELIVER_HOPS_MAX;
     cfg->max_reply = 1024 * 1024;
     cfg->system_events = true;

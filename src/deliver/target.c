@@ -90,11 +90,19 @@ void weir_deliver_target_set(weir_deliver_t *d, const char *listener, const char
         t->ns = weir_strdup(ns);
         t->next = d->targets[bucket_of(listener)];
         d->targets[bucket_of(listener)] = t;
+        /* Deliveries the engine loaded before it knew the target wait (a restart's, or an
+         * event's matched between the listener's commit and this call): drain them now. */
+        t->backlog = true;
+        t->drain_due = INT64_MIN;
+        t->drain_id = 0;
     } else {
         weir_deliver_spec_clear(&t->spec);
     }
     spec_copy(&t->spec, spec);
     pthread_mutex_unlock(&d->targets_lock);
+    if (d->multi != NULL) {
+        curl_multi_wakeup(d->multi);
+    }
 }
 
 void weir_deliver_target_remove(weir_deliver_t *d, const char *listener)
@@ -111,6 +119,22 @@ void weir_deliver_target_remove(weir_deliver_t *d, const char *listener)
     pthread_mutex_unlock(&d->targets_lock);
 }
 
+/*
+ * How many more deliveries t may have in flight. Up to max_per_target while the engine has room;
+ * once three quarters of max_inflight are taken, a target gets no more than a quarter of
+ * max_per_target, so that a few slow or hung targets cannot take every slot and hold up the
+ * others until their timeouts. Call with targets_lock held.
+ */
+static size_t room_of(const weir_deliver_t *d, const target_t *t)
+{
+    size_t cap = d->cfg.max_per_target;
+    size_t fair = cap / 4 > 0 ? cap / 4 : 1;
+    if (atomic_load(&d->in_flight) + d->cfg.max_inflight / 4 >= d->cfg.max_inflight) {
+        cap = fair;
+    }
+    return t->in_flight < cap ? cap - t->in_flight : 0;
+}
+
 int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliver_spec_t *spec)
 {
     int rc = 0;
@@ -119,7 +143,7 @@ int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliv
     target_t *t = find(d, listener);
     if (t == NULL) {
         rc = WEIR_ENOTFOUND;
-    } else if (t->in_flight >= d->cfg.max_per_target) {
+    } else if (room_of(d, t) == 0) {
         rc = WEIR_EBUSY;
         if (!t->backlog) {
             t->backlog = true;
@@ -154,14 +178,14 @@ size_t weir_deliver_drains(weir_deliver_t *d, size_t room, drain_t **out)
     pthread_mutex_lock(&d->targets_lock);
     for (size_t b = 0; b < TARGET_BUCKETS && room > 0; b++) {
         for (target_t *t = d->targets[b]; t != NULL && room > 0; t = t->next) {
-            if (!t->backlog || t->in_flight >= d->cfg.max_per_target) {
+            size_t free = room_of(d, t);
+            if (!t->backlog || free == 0) {
                 continue;
             }
             if (n == cap) {
                 cap = cap == 0 ? 8 : cap * 2;
                 list = weir_realloc(list, cap * sizeof(*list));
             }
-            size_t free = d->cfg.max_per_target - t->in_flight;
             list[n++] = (drain_t){.listener = weir_strdup(t->listener),
                                   .limit = free < room ? free : room,
                                   .after_due = t->drain_due,

@@ -4,6 +4,7 @@
 // loopback started by each test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Weir } from './lib/weir.mjs';
 import { Target } from './lib/target.mjs';
 
@@ -206,6 +207,45 @@ test('kill -9 with deliveries pending: every matched event reaches its target af
     assert.deepEqual([...ids].filter((id) => !got.has(id)), []);
   } finally {
     if (t) await t.stop();
+    await weir.cleanup();
+  }
+});
+
+// A target that never answers holds its deliveries in flight until their timeout. Several of
+// them, on the same host as a healthy one (as triggers share a broker's ingress), must leave
+// that one its room.
+test('hung targets, on the same host too, do not hold up a healthy one', async () => {
+  const hung = [];
+  const ok = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    if (req.url.startsWith('/hang')) { hung.push(res); return; }
+    req.on('end', () => { ok.push(req.headers['ce-id']); res.writeHead(202); res.end(); });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const weir = new Weir({ args: ['--system-events=false'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('fair');
+    for (let i = 0; i < 5; i++) {
+      await listen(weir, 'fair', { mode: 'simple', events: [{ type: 'h' }], sink: `${base}/hang/${i}`, delivery: { timeout: 'PT20S' } });
+    }
+    await listen(weir, 'fair', { mode: 'simple', events: [{ type: 'ok' }], sink: `${base}/ok` });
+    const batch = (type, n) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ specversion: '1.0', id: `${type}${i}`, source: '/fair', type })));
+    const post = (body) => fetch(`${weir.sink}/fair`, { method: 'POST', body, headers: { 'content-type': 'application/cloudevents-batch+json' } });
+    assert.equal((await post(batch('h', 200))).status, 202);
+    for (let i = 0; i < 100 && hung.length < 300; i++) await sleep(50);
+    assert.ok(hung.length >= 300, `${hung.length} hung requests`);
+    const t0 = Date.now();
+    assert.equal((await post(batch('ok', 20))).status, 202);
+    for (let i = 0; i < 100 && ok.length < 20; i++) await sleep(50);
+    assert.equal(ok.length, 20, `the healthy target got ${ok.length} of 20 while ${hung.length} requests hung`);
+    assert.ok(Date.now() - t0 < 5000);
+  } finally {
+    for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    server.close();
     await weir.cleanup();
   }
 });
