@@ -67,15 +67,26 @@ static int decode(weir_req_t *req, weir_ingest_t *in, weir_err_t *err)
                                &in->nevents, err);
 }
 
-/* Runs on a store thread; wakes the request's own thread, which answers. */
+/*
+ * Runs on a store thread: wakes the request's thread, or resumes its parked connection, which
+ * then answers. Once the connection is resumed the request may be answered and freed at once,
+ * so nothing of it is touched after.
+ */
 static void on_committed(weir_store_write_t *w, int status, void *arg)
 {
     weir_ingest_t *in = arg;
     pthread_mutex_lock(&in->lock);
     in->status = status;
     in->done = true;
-    pthread_cond_signal(&in->committed);
+    bool parked = in->suspended;
+    struct MHD_Connection *conn = in->conn;
+    if (!parked) {
+        pthread_cond_signal(&in->committed);
+    }
     pthread_mutex_unlock(&in->lock);
+    if (parked) {
+        MHD_resume_connection(conn);
+    }
 }
 
 static enum MHD_Result ingest_finish(weir_req_t *req);
@@ -200,16 +211,30 @@ enum MHD_Result weir_ingest_start(weir_req_t *req, char **namespaces, size_t nns
     }
 
     prepare_write(req, in);
+    in->conn = req->conn;
     rc = weir_store_submit(req->srv->store, &in->write);
     if (rc != 0) {
         in->status = rc;
         return ingest_finish(req);
     }
+    in->submitted = true;
     pthread_mutex_lock(&in->lock);
+    if (req->surface == WEIR_SURFACE_SINK && !in->done) {
+        /* The sink's few threads serve every connection: park this one until the commit. */
+        in->suspended = true;
+        MHD_suspend_connection(req->conn);
+        pthread_mutex_unlock(&in->lock);
+        return MHD_YES;
+    }
     while (!in->done) {
         pthread_cond_wait(&in->committed, &in->lock);
     }
     pthread_mutex_unlock(&in->lock);
+    return ingest_finish(req);
+}
+
+enum MHD_Result weir_ingest_resumed(weir_req_t *req)
+{
     return ingest_finish(req);
 }
 

@@ -30,6 +30,7 @@ typedef struct weir_settings {
     size_t batch_max;
     bool no_sync;
     unsigned max_connections;
+    unsigned sink_threads; /* the sink's threads (0: one per core, at least two) */
     unsigned idle_timeout_s;
     unsigned shutdown_timeout_s;
     const char *log_level;
@@ -121,6 +122,9 @@ typedef struct weir_ingest {
     pthread_cond_t committed;
     bool done; /* the store answered: status holds its result */
     int status;
+    bool submitted; /* handed to the store: the request's answer follows its commit */
+    bool suspended; /* a sink connection parked until the commit (resumed then) */
+    struct MHD_Connection *conn;
     bool born_inside;
     char **namespaces; /* owned */
     size_t nns;
@@ -216,6 +220,8 @@ enum MHD_Result weir_api_handle(weir_req_t *req);
  * the namespaces array and its strings, waits for the commit and answers.
  */
 enum MHD_Result weir_ingest_start(weir_req_t *req, char **namespaces, size_t nns, bool born_inside);
+/* Answers an ingest whose suspended connection its commit resumed. */
+enum MHD_Result weir_ingest_resumed(weir_req_t *req);
 /* GET .../events/history: a page of ns's events, newest first, filtered by the query. */
 enum MHD_Result weir_history_list(weir_req_t *req, const char *ns);
 /* GET .../events/history/{id}: one event (?source= picks one when several share the id). */

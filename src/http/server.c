@@ -148,6 +148,9 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
     if (req->refused != 0) {
         return answer_refused(req);
     }
+    if (req->ingest.submitted) {
+        return weir_ingest_resumed(req);
+    }
     return surface == WEIR_SURFACE_SINK ? weir_sink_handle(req) : weir_api_handle(req);
 }
 
@@ -233,10 +236,21 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
     const weir_settings_t *s = srv->settings;
     const char *name = surface == WEIR_SURFACE_SINK ? "sink" : "api";
     MHD_AccessHandlerCallback cb = surface == WEIR_SURFACE_SINK ? on_sink_request : on_api_request;
-    /* A thread per connection: a request waits for its commit on its own thread, so nothing is
-     * suspended and one slow request never holds up another. */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | (any ? MHD_USE_DUAL_STACK : 0);
+    /*
+     * The sink: a few threads over epoll, and a request that waits for its commit is suspended
+     * (ingest.c), so that many connections cost no thread each and no switch to one. The API: a
+     * thread per connection, as its live streams and synchronous writes block their thread.
+     */
+    bool sink = surface == WEIR_SURFACE_SINK;
+    unsigned threads = s->sink_threads;
+    if (threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 2 ? (unsigned)cores : 2;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     (sink ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                           : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL) |
+                     (any ? MHD_USE_DUAL_STACK : 0);
     /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, with which a second weir on
      * the same port starts and takes half the requests into its own store. libmicrohttpd's
      * default, SO_REUSEADDR, is enough to restart at once on the port of a stopped weir. */
@@ -244,6 +258,7 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
         flags, port, NULL, NULL, cb, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)WEIR_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
+        MHD_OPTION_THREAD_POOL_SIZE, sink ? threads : 0u,
         any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
     if (d == NULL) {
         weir_err_set(err, WEIR_EIO, "", "cannot listen on %s for the %s", text, name);

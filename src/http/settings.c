@@ -42,7 +42,10 @@ static const opt_t opts[] = {
      "commit without fsync: faster, but a power loss or kernel crash can lose events already "
      "answered 202 (a crash of weir alone cannot)"},
     {"max-connections", "WEIR_MAX_CONNECTIONS", "1024", OPT_UINT, AT(max_connections),
-     "open connections per listener (each has a thread)"},
+     "open connections per listener (on the API, each has a thread)"},
+    {"sink-threads", "WEIR_SINK_THREADS", "0", OPT_UINT, AT(sink_threads),
+     "threads that serve the sink's connections (a request waits for its commit without one);"
+     " 0: one per core, at least two"},
     {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
      "seconds before an idle connection is closed"},
     {"shutdown-timeout", "WEIR_SHUTDOWN_TIMEOUT", "30", OPT_UINT, AT(shutdown_timeout_s),
