@@ -36,6 +36,7 @@ typedef struct weir_settings {
     const char *log_level;
     unsigned filter_timeout_ms; /* a filter run's time bound */
     size_t filter_memory;       /* a filter heap's memory bound */
+    unsigned filter_heaps;      /* filter heaps alive at once */
     /* History: live streams and retention. */
     unsigned max_subscribers;        /* live streams open at once; past it 503 */
     unsigned stream_heartbeat_s;     /* a comment line on an idle stream this often */

@@ -90,7 +90,8 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
     }
     srv.metrics = weir_metrics_new();
     weir_script_limits_t limits = {.timeout_ms = s->filter_timeout_ms,
-                                   .mem_bytes = s->filter_memory};
+                                   .mem_bytes = s->filter_memory,
+                                   .max_heaps = s->filter_heaps};
     srv.scripts = weir_script_pool_new(&limits);
     srv.filters = weir_filters_new();
 

@@ -54,6 +54,9 @@ static const opt_t opts[] = {
      "milliseconds a filter may run on one event before it fails (422)"},
     {"filter-memory", "WEIR_FILTER_MEMORY", "16777216", OPT_SIZE, AT(filter_memory),
      "bytes a filter's JavaScript heap may hold (at least 1048576)"},
+    {"filter-heaps", "WEIR_FILTER_HEAPS", "16", OPT_UINT, AT(filter_heaps),
+     "filter heaps alive at once (memory stays within this times --filter-memory); a request "
+     "that finds them all busy for --filter-timeout is answered 503"},
     {"log-level", "WEIR_LOG_LEVEL", "info", OPT_STRING, AT(log_level),
      "lowest level logged: debug, info, warn or error"},
     {"max-subscribers", "WEIR_MAX_SUBSCRIBERS", "256", OPT_UINT, AT(max_subscribers),

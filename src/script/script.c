@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "script/engine.h"
 
@@ -17,8 +18,10 @@
 
 struct weir_script_pool {
     pthread_mutex_t lock;
-    engine_t *idle; /* heaps waiting for a run, at most limits.max_idle */
+    pthread_cond_t freed; /* a heap went back or away */
+    engine_t *idle;       /* heaps waiting for a run, at most limits.max_idle */
     unsigned nidle;
+    unsigned live; /* heaps alive, busy or idle, at most limits.max_heaps */
     weir_script_limits_t limits;
 };
 
@@ -196,16 +199,28 @@ static weir_script_limits_t resolve(const weir_script_limits_t *given,
     if (l.max_idle == 0) {
         l.max_idle = fallback->max_idle;
     }
+    if (l.max_heaps == 0) {
+        l.max_heaps = fallback->max_heaps;
+    }
     return l;
 }
 
 weir_script_pool_t *weir_script_pool_new(const weir_script_limits_t *limits)
 {
-    static const weir_script_limits_t defaults = {
-        WEIR_SCRIPT_TIMEOUT_DEFAULT, WEIR_SCRIPT_MEM_DEFAULT, WEIR_SCRIPT_IDLE_DEFAULT};
+    static const weir_script_limits_t defaults = {WEIR_SCRIPT_TIMEOUT_DEFAULT,
+                                                  WEIR_SCRIPT_MEM_DEFAULT, WEIR_SCRIPT_IDLE_DEFAULT,
+                                                  WEIR_SCRIPT_HEAPS_DEFAULT};
     weir_script_pool_t *pool = weir_calloc(1, sizeof(*pool));
     pthread_mutex_init(&pool->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->freed, &attr);
+    pthread_condattr_destroy(&attr);
     pool->limits = resolve(limits, &defaults);
+    if (pool->limits.max_idle > pool->limits.max_heaps) {
+        pool->limits.max_idle = pool->limits.max_heaps;
+    }
     return pool;
 }
 
@@ -219,31 +234,67 @@ void weir_script_pool_free(weir_script_pool_t *pool)
         pool->idle = e->next;
         weir_script__engine_free(e);
     }
+    pthread_cond_destroy(&pool->freed);
     pthread_mutex_destroy(&pool->lock);
     weir_free(pool);
 }
 
-static engine_t *take(weir_script_pool_t *pool)
+/*
+ * A heap for one run: an idle one, or a new one while fewer than max_heaps are alive; otherwise
+ * it waits up to wait_ms for one to come free. WEIR_EBUSY when none did, WEIR_ENOMEM when a new
+ * heap could not be made.
+ */
+static int take(weir_script_pool_t *pool, uint32_t wait_ms, engine_t **out)
 {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+
     pthread_mutex_lock(&pool->lock);
+    while (pool->idle == NULL && pool->live >= pool->limits.max_heaps) {
+        if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) != 0 &&
+            pool->idle == NULL && pool->live >= pool->limits.max_heaps) {
+            pthread_mutex_unlock(&pool->lock);
+            return WEIR_EBUSY;
+        }
+    }
     engine_t *e = pool->idle;
     if (e != NULL) {
         pool->idle = e->next;
         pool->nidle--;
+    } else {
+        pool->live++; /* this run's place, held while the heap is made */
     }
     pthread_mutex_unlock(&pool->lock);
-    return e != NULL ? e : weir_script__engine_new(pool->limits.mem_bytes, true);
+    if (e == NULL && (e = weir_script__engine_new(pool->limits.mem_bytes, true)) == NULL) {
+        pthread_mutex_lock(&pool->lock);
+        pool->live--;
+        pthread_cond_signal(&pool->freed);
+        pthread_mutex_unlock(&pool->lock);
+        return WEIR_ENOMEM;
+    }
+    *out = e;
+    return 0;
 }
 
-static void give_back(weir_script_pool_t *pool, engine_t *e)
+/* Ends a run's use of its heap: kept for the next run, or freed (spent, or enough are idle). */
+static void give_back(weir_script_pool_t *pool, engine_t *e, bool spent)
 {
     pthread_mutex_lock(&pool->lock);
-    bool keep = pool->nidle < pool->limits.max_idle;
+    bool keep = !spent && pool->nidle < pool->limits.max_idle;
     if (keep) {
         e->next = pool->idle;
         pool->idle = e;
         pool->nidle++;
+    } else {
+        pool->live--;
     }
+    pthread_cond_signal(&pool->freed);
     pthread_mutex_unlock(&pool->lock);
     if (!keep) {
         weir_script__engine_free(e);
@@ -256,8 +307,14 @@ int weir_script_run_limited(weir_script_pool_t *pool, weir_script_t *script, con
 {
     *out = NULL;
     weir_script_limits_t l = resolve(limits, &pool->limits);
-    engine_t *e = take(pool);
-    if (e == NULL) {
+    engine_t *e = NULL;
+    int rc = take(pool, l.timeout_ms, &e);
+    if (rc == WEIR_EBUSY) {
+        return weir_err_set(err, WEIR_EBUSY, NULL,
+                            "all %u filter heaps stayed busy for %u ms; retry later",
+                            pool->limits.max_heaps, l.timeout_ms);
+    }
+    if (rc != 0) {
         return weir_err_set(err, WEIR_ESCRIPT, NULL,
                             "filter exceeded its memory limit of %zu MiB before it started",
                             l.mem_bytes >> 20);
@@ -265,12 +322,8 @@ int weir_script_run_limited(weir_script_pool_t *pool, weir_script_t *script, con
 
     engine_log_t log = {log_cb, log_ctx};
     bool spent;
-    int rc = weir_script__run(e, script, in, out, &log, &l, &spent, err);
-    if (spent) {
-        weir_script__engine_free(e);
-    } else {
-        give_back(pool, e);
-    }
+    rc = weir_script__run(e, script, in, out, &log, &l, &spent, err);
+    give_back(pool, e, spent);
     return rc;
 }
 

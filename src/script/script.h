@@ -28,6 +28,7 @@
 #define WEIR_SCRIPT_MEM_DEFAULT     (16u << 20)    /* bytes a heap may hold */
 #define WEIR_SCRIPT_MEM_MIN         (1u << 20)     /* the least a limit may be set to */
 #define WEIR_SCRIPT_IDLE_DEFAULT    4u             /* idle heaps a pool keeps */
+#define WEIR_SCRIPT_HEAPS_DEFAULT   16u            /* heaps alive at once, busy or idle */
 #define WEIR_SCRIPT_LOG_LINE_MAX    1024u          /* longest nslog line passed on (bytes) */
 
 /* A compiled filter: immutable and reference-counted. */
@@ -41,6 +42,9 @@ typedef struct weir_script_limits {
     uint32_t timeout_ms; /* wall time of one run: WEIR_SCRIPT_TIMEOUT_DEFAULT */
     size_t mem_bytes;    /* all that one heap holds: WEIR_SCRIPT_MEM_DEFAULT, at least _MIN */
     unsigned max_idle;   /* heaps kept for reuse between runs: WEIR_SCRIPT_IDLE_DEFAULT */
+    unsigned max_heaps;  /* heaps alive at once, so that memory stays within max_heaps times
+                            mem_bytes however many runs are asked for: _HEAPS_DEFAULT; a pool's
+                            own only (ignored in a run's limits) */
 } weir_script_limits_t;
 
 /*
@@ -78,12 +82,14 @@ void weir_script_pool_free(weir_script_pool_t *pool);
  * kept, owned by the caller (weir_ce_free), or NULL when the filter dropped it. Data that the
  * script did not read or write is kept byte for byte as it was in `in`.
  * log_cb (which may be NULL) receives nslog lines, with log_ctx. limits (NULL: the pool's)
- * overrides the pool's time and memory bounds for this run; its max_idle is ignored.
+ * overrides the pool's time and memory bounds for this run; its max_idle and max_heaps are
+ * ignored.
  * Errors (err->msg is safe to show a client):
  *   WEIR_ESCRIPT: the script threw ("filter threw at line N: Error: <message>"), ran past its
  *   time ("filter timed out after 100 ms"), past its memory ("filter exceeded its memory limit
  *   of 16 MiB") or past its C stack budget, or returned something that is not a valid event
  *   ("filter returned a number, not an event"; "filter returned an invalid event: <why>").
+ *   WEIR_EBUSY: the pool's max_heaps heaps stayed busy for the run's timeout; it did not start.
  * Whatever happens the pool stays usable: a heap that may be left in a bad state is destroyed.
  * Any thread. The calling thread needs at least 1 MiB of stack free.
  */

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 
@@ -307,6 +308,55 @@ static void *work(void *arg)
     return NULL;
 }
 
+typedef struct hog {
+    weir_script_pool_t *pool;
+    int rc;
+} hog_t;
+
+/* Holds the pool's only heap for its whole timeout. */
+static void *hog_run(void *arg)
+{
+    hog_t *h = arg;
+    weir_script_t *loop = fx_compile("while (true) {}");
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    h->rc = weir_script_run(h->pool, loop, in, &out, NULL, NULL, &err);
+    weir_ce_free(in);
+    weir_script_unref(loop);
+    return NULL;
+}
+
+static void heaps_are_bounded(void **state)
+{
+    weir_script_limits_t limits = {.timeout_ms = 400, .max_heaps = 1};
+    hog_t h = {.pool = weir_script_pool_new(&limits)};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hog_run, &h), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL); /* the hog has the heap */
+
+    weir_script_t *keep = fx_compile("return event;");
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    weir_script_limits_t quick = {.timeout_ms = 50};
+    assert_int_equal(weir_script_run_limited(h.pool, keep, in, &out, NULL, NULL, &quick, &err),
+                     WEIR_EBUSY);
+    assert_string_equal(err.msg, "all 1 filter heaps stayed busy for 50 ms; retry later");
+    assert_null(out);
+    /* A run that may wait longer than the hog has left gets the heap once it is free. */
+    weir_script_limits_t patient = {.timeout_ms = 5000};
+    assert_int_equal(weir_script_run_limited(h.pool, keep, in, &out, NULL, NULL, &patient, &err),
+                     0);
+    assert_non_null(out);
+    pthread_join(t, NULL);
+    assert_int_equal(h.rc, WEIR_ESCRIPT);
+    weir_ce_free(out);
+    weir_ce_free(in);
+    weir_script_unref(keep);
+    weir_script_pool_free(h.pool);
+}
+
 static void threads_share_a_pool(void **state)
 {
     weir_script_t *script = fx_compile("if (typeof n !== 'undefined') throw new Error('shared');\n"
@@ -341,6 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(permanent_globals_retire_the_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(global_object_tricks_are_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(threads_share_a_pool, setup, teardown),
+        cmocka_unit_test(heaps_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
