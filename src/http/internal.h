@@ -151,6 +151,7 @@ typedef struct weir_req {
     weir_buf_t body;
     size_t reserved; /* bytes counted in srv->inflight_bytes for this request */
     int refused;     /* a status already decided while the body arrived (413, 503), or 0 */
+    bool answered;   /* a response is queued: later calls for this request do nothing */
     weir_ingest_t ingest;
 } weir_req_t;
 
@@ -164,6 +165,9 @@ void weir_server_stop(weir_server_t *srv);
 
 /* ---- answers --------------------------------------------------------------------------- */
 
+/* Queues resp (and releases the caller's reference to it) as the request's answer. Every
+ * answer goes through here, so that the request knows it has been answered. */
+enum MHD_Result weir_queue(weir_req_t *req, unsigned status, struct MHD_Response *resp);
 /* Queues a response with a body copied from body[0..len) (may be empty). */
 enum MHD_Result weir_respond(weir_req_t *req, unsigned status, const char *content_type,
                              const char *body, size_t len);

@@ -6,6 +6,16 @@
 
 #include "http/internal.h"
 
+enum MHD_Result weir_queue(weir_req_t *req, unsigned status, struct MHD_Response *resp)
+{
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (rc == MHD_YES) {
+        req->answered = true;
+    }
+    return rc;
+}
+
 enum MHD_Result weir_respond_h(weir_req_t *req, unsigned status, const char *content_type,
                                const char *body, size_t len, const char *hname, const char *hvalue)
 {
@@ -20,9 +30,7 @@ enum MHD_Result weir_respond_h(weir_req_t *req, unsigned status, const char *con
     if (hname != NULL) {
         MHD_add_response_header(resp, hname, hvalue);
     }
-    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return weir_queue(req, status, resp);
 }
 
 enum MHD_Result weir_respond(weir_req_t *req, unsigned status, const char *content_type,
@@ -42,9 +50,7 @@ enum MHD_Result weir_respond_json(weir_req_t *req, unsigned status, weir_buf_t *
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return weir_queue(req, status, resp);
 }
 
 /* The problem type, a stable name a client can switch on, for each status weir answers. */

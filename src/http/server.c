@@ -121,9 +121,7 @@ static enum MHD_Result answer_stopping(weir_req_t *req)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result rc = MHD_queue_response(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return weir_queue(req, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
 
 static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
@@ -139,6 +137,14 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
         check_declared_length(req);
         /* Answering now spares reading a body that will be refused; the connection closes. */
         return req->refused != 0 ? answer_refused(req) : MHD_YES;
+    }
+    if (req->answered) {
+        /* Answered on the first call (a refusal). libmicrohttpd may call again all the same:
+         * while a daemon stops, it accepts a response without queuing it and goes on with the
+         * request. Nothing more may start then (an ingest would park the connection, which a
+         * stopping daemon refuses to have), so what still arrives is dropped. */
+        *upload_data_size = 0;
+        return MHD_YES;
     }
     if (*upload_data_size > 0) {
         take_body(req, upload_data, *upload_data_size);

@@ -21,9 +21,7 @@ static enum MHD_Result answer_options(weir_req_t *req)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, SINK_ALLOW);
     MHD_add_response_header(resp, "WebHook-Allowed-Origin", origin ? origin : "*");
     MHD_add_response_header(resp, "WebHook-Allowed-Rate", "*");
-    enum MHD_Result rc = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return weir_queue(req, MHD_HTTP_OK, resp);
 }
 
 /* Every namespace, for POST /. The caller frees the array and its strings. */

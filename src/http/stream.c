@@ -242,9 +242,7 @@ static enum MHD_Result queue_stream(weir_req_t *req, stream_t *st)
     /* A client that takes nothing is dropped by libmicrohttpd after the write timeout. */
     MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
                               req->srv->settings->stream_write_timeout_s);
-    enum MHD_Result rc = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return weir_queue(req, MHD_HTTP_OK, resp);
 }
 
 enum MHD_Result weir_stream_subscribe(weir_req_t *req, const char *ns)
