@@ -264,8 +264,11 @@ static void release_items(weir_store_write_t *w, int status)
 {
     for (size_t i = 0; i < w->nitems; i++) {
         weir_store_item_t *it = &w->items[i];
-        weir_free(it->json);
+        if (!it->json_shared) {
+            weir_free(it->json);
+        }
         it->json = NULL;
+        it->json_shared = false;
         it->json_len = 0;
         if (status != 0) {
             it->seq = 0;
@@ -713,18 +716,63 @@ static bool item_ok(const weir_store_item_t *it)
            weir_ce_get(it->ev, "source") != NULL && weir_ce_get(it->ev, "type") != NULL;
 }
 
-/* Encodes on the caller's thread, so that the writer spends its time on the database. */
+/*
+ * The item that holds ev's JSON already, through an open-addressing table of slots (a power of
+ * two, at least twice the items); NULL when ev is new, which then takes a slot.
+ */
+static weir_store_item_t *encoded_before(weir_store_item_t **slots, size_t nslots,
+                                         weir_store_item_t *it)
+{
+    size_t h = ((uintptr_t)it->ev >> 4) * 0x9E3779B97F4A7C15u;
+    for (size_t i = h & (nslots - 1);; i = (i + 1) & (nslots - 1)) {
+        if (slots[i] == NULL) {
+            slots[i] = it;
+            return NULL;
+        }
+        if (slots[i]->ev == it->ev) {
+            return slots[i];
+        }
+    }
+}
+
+static void encode_one(weir_store_item_t *it)
+{
+    weir_buf_t buf = WEIR_BUF_INIT;
+    weir_ce_encode_structured(it->ev, &buf);
+    it->json = weir_buf_take(&buf, &it->json_len);
+    it->json_shared = false;
+}
+
+/*
+ * Encodes on the caller's thread, so that the writer spends its time on the database. An event
+ * that goes to several namespaces unchanged (POST / without a filter) is encoded once and its
+ * JSON shared, so that its memory does not grow with the number of namespaces.
+ */
 static void encode_items(weir_store_write_t *w)
 {
+    size_t nslots = 0;
+    weir_store_item_t **slots = NULL;
+    if (w->nitems > 1) {
+        nslots = 4;
+        while (nslots < 2 * w->nitems) {
+            nslots *= 2;
+        }
+        slots = weir_calloc(nslots, sizeof(*slots));
+    }
     for (size_t i = 0; i < w->nitems; i++) {
         weir_store_item_t *it = &w->items[i];
-        weir_buf_t buf = WEIR_BUF_INIT;
-
-        weir_ce_encode_structured(it->ev, &buf);
-        it->json = weir_buf_take(&buf, &it->json_len);
+        weir_store_item_t *same = slots ? encoded_before(slots, nslots, it) : NULL;
+        if (same != NULL) {
+            it->json = same->json;
+            it->json_len = same->json_len;
+            it->json_shared = true;
+        } else {
+            encode_one(it);
+        }
         it->seq = 0;
         it->duplicate = false;
     }
+    weir_free(slots);
 }
 
 int weir_store_submit(weir_store_t *store, weir_store_write_t *w)

@@ -135,6 +135,7 @@ typedef struct weir_store_item {
     /* Private to the store: */
     char *json;
     size_t json_len;
+    bool json_shared; /* json belongs to an earlier item of the same event */
 } weir_store_item_t;
 
 /* A write: items that are committed together, or not at all. */

@@ -176,6 +176,39 @@ static void test_duplicate_within_one_write(void **state)
     weir_ce_free(other);
 }
 
+/* POST / without a filter: one event, one write, every namespace; each stores it whole. */
+static void test_one_event_in_several_namespaces(void **state)
+{
+    fx_t *fx = *state;
+    const char *names[3] = {"alpha", "beta", "gamma"};
+    weir_event_t *ev = fx_event("fanned", "/src", "t", "{\"n\":1}");
+    weir_event_t *other = fx_event("other", "/src", "t", NULL);
+    weir_store_item_t items[4] = {{.ns = "alpha", .ev = ev},
+                                  {.ns = "beta", .ev = ev},
+                                  {.ns = "gamma", .ev = ev},
+                                  {.ns = "beta", .ev = other}};
+
+    assert_int_equal(weir_store_ns_create(fx->store, "beta", NULL, NULL), 0);
+    assert_int_equal(weir_store_ns_create(fx->store, "gamma", NULL, NULL), 0);
+    assert_int_equal(weir_store_write_sync(fx->store, items, 4), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_false(items[i].duplicate);
+        assert_null(items[i].json); /* released by the store, once */
+    }
+    for (int i = 0; i < 3; i++) {
+        weir_store_record_t rec = {0};
+        assert_int_equal(weir_store_get(fx->store, names[i], "fanned", NULL, &rec, NULL), 0);
+        assert_string_equal(fx_json_str(rec.json, "source"), "/src");
+        assert_non_null(strstr(rec.json, "\"data\":{\"n\":1}"));
+        weir_store_record_clear(&rec);
+    }
+    weir_store_record_t rec = {0};
+    assert_int_equal(weir_store_get(fx->store, "beta", "other", NULL, &rec, NULL), 0);
+    weir_store_record_clear(&rec);
+    weir_ce_free(ev);
+    weir_ce_free(other);
+}
+
 static void test_duplicate_within_one_batch(void **state)
 {
     fx_t *fx = *state;
@@ -361,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_across_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_within_one_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_within_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_event_in_several_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_ns_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_bad_items, setup, teardown),
         cmocka_unit_test(test_queue_full_is_busy),
