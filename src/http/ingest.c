@@ -11,7 +11,7 @@
 #define HEADERS_MAX 128
 
 typedef struct header_list {
-    weir_ce_header_t items[HEADERS_MAX];
+    weir_ce_header_t items[HEADERS_MAX + 1]; /* one more tells that there were too many */
     size_t n;
 } header_list_t;
 
@@ -19,7 +19,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     header_list_t *list = cls;
-    if (list->n == HEADERS_MAX) {
+    if (list->n == HEADERS_MAX + 1) {
         return MHD_NO;
     }
     list->items[list->n].name = key;
@@ -60,7 +60,7 @@ static int decode(weir_req_t *req, weir_ingest_t *in, weir_err_t *err)
 {
     header_list_t headers = {.n = 0};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &headers);
-    if (headers.n == HEADERS_MAX) {
+    if (headers.n > HEADERS_MAX) {
         return weir_err_set(err, WEIR_EINVAL, "", "more than %d headers", HEADERS_MAX);
     }
     return weir_ce_decode_http(headers.items, headers.n, req->body.data, req->body.len, &in->events,
@@ -85,8 +85,30 @@ static void on_committed(weir_store_write_t *w, int status, void *arg)
     }
     pthread_mutex_unlock(&in->lock);
     if (parked) {
+        atomic_int *count = in->parked; /* the server's: it outlives the request */
         MHD_resume_connection(conn);
+        atomic_fetch_sub(count, 1);
     }
+}
+
+/*
+ * Whether a sink request may park its connection until the commit. The count goes up before the
+ * flag is read, so once weir_server_quiesce's final wait has seen no_park set and the count at
+ * zero, no connection can still be parked: libmicrohttpd must not be stopped while one is.
+ */
+static bool may_park(weir_req_t *req)
+{
+    weir_server_t *srv = req->srv;
+    if (req->surface != WEIR_SURFACE_SINK) {
+        return false;
+    }
+    atomic_fetch_add(&srv->parked, 1);
+    if (atomic_load(&srv->no_park)) {
+        atomic_fetch_sub(&srv->parked, 1);
+        return false;
+    }
+    req->ingest.parked = &srv->parked;
+    return true;
 }
 
 static enum MHD_Result ingest_finish(weir_req_t *req);
@@ -219,7 +241,7 @@ enum MHD_Result weir_ingest_start(weir_req_t *req, char **namespaces, size_t nns
     }
     in->submitted = true;
     pthread_mutex_lock(&in->lock);
-    if (req->surface == WEIR_SURFACE_SINK && !in->done) {
+    if (!in->done && may_park(req)) {
         /* The sink's few threads serve every connection: park this one until the commit. */
         in->suspended = true;
         MHD_suspend_connection(req->conn);
@@ -301,7 +323,9 @@ void weir_ingest_release(weir_ingest_t *in)
 {
     weir_listeners_unmatch(in);
     for (size_t i = 0; i < in->nitems; i++) {
-        weir_free(in->items[i].json); /* the store frees it after done; this guards a refusal */
+        if (!in->items[i].json_shared) {
+            weir_free(in->items[i].json); /* the store frees it after done; this guards a refusal */
+        }
         in->items[i].json = NULL;
     }
     weir_free(in->items);

@@ -107,10 +107,14 @@ typedef struct weir_server {
     weir_metrics_t *metrics;
     struct MHD_Daemon *sink;
     struct MHD_Daemon *api;
-    atomic_size_t inflight_bytes; /* request bodies held in memory now */
-    atomic_int inflight;          /* requests started and not yet completed */
-    atomic_bool stopping;         /* set at shutdown: new requests are refused */
-    atomic_uint subscribers;      /* live streams open now */
+    atomic_size_t inflight_bytes;   /* request bodies held in memory now */
+    atomic_int inflight;            /* requests started and not yet completed */
+    atomic_bool stopping;           /* set at shutdown: new requests are refused */
+    atomic_int parked;              /* sink connections suspended until their commit */
+    atomic_bool no_park;            /* set at shutdown: a request waits for its commit in place */
+    atomic_uint subscribers;        /* live streams open now */
+    weir_ratelimit_t refusal_log;   /* lines about refused requests: clients can provoke them */
+    atomic_ulong refusals_unlogged; /* refusals past the rate limit since the last line */
     weir_store_retainer_t *retainer;
     weir_route_t *route;     /* listeners, matched on the request's thread */
     weir_deliver_t *deliver; /* the delivery engine */
@@ -123,8 +127,9 @@ typedef struct weir_ingest {
     pthread_cond_t committed;
     bool done; /* the store answered: status holds its result */
     int status;
-    bool submitted; /* handed to the store: the request's answer follows its commit */
-    bool suspended; /* a sink connection parked until the commit (resumed then) */
+    bool submitted;     /* handed to the store: the request's answer follows its commit */
+    bool suspended;     /* a sink connection parked until the commit (resumed then) */
+    atomic_int *parked; /* the server's count of parked connections */
     struct MHD_Connection *conn;
     bool born_inside;
     char **namespaces; /* owned */
@@ -160,7 +165,8 @@ int weir_server_start(weir_server_t *srv, weir_err_t *err);
 /* Closes the listening sockets and refuses new requests on open connections (503, closing
  * them); requests in flight go on. */
 void weir_server_quiesce(weir_server_t *srv);
-/* Stops both daemons; call after the requests in flight finished (or the wait timed out). */
+/* Stops both daemons; call after the requests in flight finished (or the wait timed out). A
+ * request whose events the store has taken is still answered: this waits for its commit. */
 void weir_server_stop(weir_server_t *srv);
 
 /* ---- answers --------------------------------------------------------------------------- */

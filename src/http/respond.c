@@ -2,6 +2,7 @@
  * Answers: plain, JSON and problem+json (RFC 9457) responses, and the one mapping from weir's
  * error codes to HTTP statuses.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
@@ -90,9 +91,36 @@ static const char *reason(unsigned status)
     }
 }
 
+/*
+ * One line per refused request, rate-limited: bad client input at INFO, an overloaded or failing
+ * weir (503) at WARN. The path is the client's and is cut short; the logger escapes it.
+ */
+static void log_refusal(weir_req_t *req, unsigned status, const char *detail, const char *attr)
+{
+    weir_server_t *srv = req->srv;
+    weir_log_level_t level = status >= 500 ? WEIR_LOG_WARN : WEIR_LOG_INFO;
+    if (!weir_log_enabled(level)) {
+        return;
+    }
+    if (!weir_ratelimit_allow(&srv->refusal_log)) {
+        atomic_fetch_add(&srv->refusals_unlogged, 1);
+        return;
+    }
+    char more[64] = "";
+    unsigned long unlogged = atomic_exchange(&srv->refusals_unlogged, 0);
+    if (unlogged > 0) {
+        snprintf(more, sizeof(more), " (and %lu refusals not logged before)", unlogged);
+    }
+    bool named = attr != NULL && attr[0] != '\0';
+    WEIR_LOG(level, req->surface == WEIR_SURFACE_SINK ? "sink" : "api", NULL,
+             "refused %s %.200s with %u: %s%s%s%s", req->method, req->url, status,
+             named ? attr : "", named ? ": " : "", detail ? detail : "", more);
+}
+
 enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detail, const char *attr,
                              const char *allow)
 {
+    log_refusal(req, status, detail, attr);
     weir_buf_t b = WEIR_BUF_INIT;
     const char *title = reason(status);
     weir_buf_puts(&b, "{\"type\":");

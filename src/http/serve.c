@@ -6,6 +6,10 @@
 #include "http/http.h"
 #include "http/internal.h"
 
+/* Lines about refused requests, at most: clients decide how many there are. */
+#define REFUSALS_LOGGED_PER_SEC 10
+#define REFUSALS_LOGGED_BURST   50
+
 /* Blocks the stop signals in every thread; the main thread takes them with sigwait. */
 static void block_signals(sigset_t *set)
 {
@@ -80,7 +84,9 @@ static void drain(weir_server_t *srv, unsigned timeout_s)
 
 static int serve(const weir_settings_t *s, const sigset_t *stop)
 {
-    weir_server_t srv = {.settings = s};
+    weir_server_t srv = {.settings = s,
+                         .refusal_log =
+                             WEIR_RATELIMIT_INIT(REFUSALS_LOGGED_PER_SEC, REFUSALS_LOGGED_BURST)};
     if (open_store(s, &srv.store) != 0) {
         return 1;
     }

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,18 @@ static int parse_addr(const char *text, struct sockaddr_storage *addr, bool *any
     return 0;
 }
 
+/* A kernel without IPv6 cannot listen on both families; ":port" then means every IPv4 address. */
+static bool ipv6_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) {
+        weir_warn("http", "IPv6 is not available: listening on IPv4 only");
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
 static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surface, const char *text,
                                        weir_err_t *err)
 {
@@ -256,7 +269,7 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                      (sink ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
                            : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL) |
-                     (any ? MHD_USE_DUAL_STACK : 0);
+                     (any && ipv6_available() ? MHD_USE_DUAL_STACK : 0);
     /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, with which a second weir on
      * the same port starts and takes half the requests into its own store. libmicrohttpd's
      * default, SO_REUSEADDR, is enough to restart at once on the port of a stopped weir. */
@@ -308,8 +321,29 @@ void weir_server_quiesce(weir_server_t *srv)
     }
 }
 
+/*
+ * Requests still waiting for their commit when the drain gave up: from now on none parks its
+ * connection (it waits on its thread, which the daemon's stop then waits for), and those parked
+ * already are waited for. The store answers every write it took, committed or failed, so this
+ * ends; an answer it gives is never lost for a timeout.
+ */
+static void wait_parked(weir_server_t *srv)
+{
+    atomic_store(&srv->no_park, true);
+    uint64_t next_log = weir_mono_ns() + 5000000000u;
+    while (atomic_load(&srv->parked) > 0) {
+        if (weir_mono_ns() > next_log) {
+            weir_warn("http", "still waiting for the store to answer %d requests",
+                      atomic_load(&srv->parked));
+            next_log += 5000000000u;
+        }
+        usleep(1000);
+    }
+}
+
 void weir_server_stop(weir_server_t *srv)
 {
+    wait_parked(srv);
     if (srv->sink != NULL) {
         MHD_stop_daemon(srv->sink);
     }

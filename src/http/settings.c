@@ -49,7 +49,8 @@ static const opt_t opts[] = {
     {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
      "seconds before an idle connection is closed"},
     {"shutdown-timeout", "WEIR_SHUTDOWN_TIMEOUT", "30", OPT_UINT, AT(shutdown_timeout_s),
-     "seconds to wait for requests in flight when stopping"},
+     "seconds to wait for requests in flight when stopping (one whose events the store has "
+     "taken is always answered after its commit)"},
     {"filter-timeout", "WEIR_FILTER_TIMEOUT", "100", OPT_UINT, AT(filter_timeout_ms),
      "milliseconds a filter may run on one event before it fails (422)"},
     {"filter-memory", "WEIR_FILTER_MEMORY", "16777216", OPT_SIZE, AT(filter_memory),
@@ -165,7 +166,7 @@ static int apply_defaults_and_env(weir_settings_t *s)
         const char *env = getenv(opts[i].env);
         set_opt(s, &opts[i], opts[i].def);
         if (env != NULL && set_opt(s, &opts[i], env) != 0) {
-            fprintf(stderr, "weir serve: %s: bad value\n", opts[i].env);
+            weir_error("serve", "%s: bad value", opts[i].env);
             return -1;
         }
     }
@@ -177,13 +178,13 @@ static int apply_flag(weir_settings_t *s, int argc, char **argv, int *i)
 {
     const char *arg = argv[*i];
     if (strncmp(arg, "--", 2) != 0) {
-        fprintf(stderr, "weir serve: unexpected argument %s\n", arg);
+        weir_error("serve", "unexpected argument %s", arg);
         return -1;
     }
     const char *name = arg + 2, *eq = strchr(name, '=');
     const opt_t *o = find_opt(name, eq ? (size_t)(eq - name) : strlen(name));
     if (o == NULL) {
-        fprintf(stderr, "weir serve: unknown flag %s (see --help)\n", arg);
+        weir_error("serve", "unknown flag %s (see --help)", arg);
         return -1;
     }
     const char *v = eq ? eq + 1 : NULL;
@@ -193,7 +194,7 @@ static int apply_flag(weir_settings_t *s, int argc, char **argv, int *i)
         v = argv[++*i];
     }
     if (v == NULL || set_opt(s, o, v) != 0) {
-        fprintf(stderr, "weir serve: --%s: bad or missing value\n", o->flag);
+        weir_error("serve", "--%s: bad or missing value", o->flag);
         return -1;
     }
     return 0;
@@ -202,19 +203,19 @@ static int apply_flag(weir_settings_t *s, int argc, char **argv, int *i)
 static int check_history(weir_settings_t *s)
 {
     if (weir_retention_age_parse(s->retention_max_age, &s->retention_max_age_us) != 0) {
-        fprintf(stderr, "weir serve: --retention-max-age must be an ISO 8601 duration (P7D) or"
-                        " whole seconds\n");
+        weir_error("serve",
+                   "--retention-max-age must be an ISO 8601 duration (P7D) or whole seconds");
         return -1;
     }
     if (s->retention_max_count > INT64_MAX || s->retention_interval_s == 0) {
-        fprintf(stderr, "weir serve: --retention-max-count is too large, or"
-                        " --retention-interval is 0\n");
+        weir_error("serve", "--retention-max-count is too large, or --retention-interval is 0");
         return -1;
     }
     if (s->max_subscribers == 0 || s->stream_heartbeat_s == 0 ||
         s->stream_heartbeat_s >= s->stream_write_timeout_s) {
-        fprintf(stderr, "weir serve: --max-subscribers and --stream-heartbeat must be > 0, and"
-                        " the heartbeat shorter than --stream-write-timeout\n");
+        weir_error("serve",
+                   "--max-subscribers and --stream-heartbeat must be > 0, and the heartbeat "
+                   "shorter than --stream-write-timeout");
         return -1;
     }
     return 0;
@@ -223,32 +224,29 @@ static int check_history(weir_settings_t *s)
 static int check(weir_settings_t *s)
 {
     if (s->max_body < WEIR_MIN_BODY_LIMIT) {
-        fprintf(stderr, "weir serve: --max-body must be at least %d\n", WEIR_MIN_BODY_LIMIT);
+        weir_error("serve", "--max-body must be at least %d", WEIR_MIN_BODY_LIMIT);
         return -1;
     }
     if (s->max_inflight_bytes < s->max_body) {
-        fprintf(stderr, "weir serve: --max-inflight-bytes must be at least --max-body\n");
+        weir_error("serve", "--max-inflight-bytes must be at least --max-body");
         return -1;
     }
     if (s->max_connections == 0 || s->queue_max == 0 || s->batch_max == 0) {
-        fprintf(stderr, "weir serve: connections, queue and batch sizes must be > 0\n");
+        weir_error("serve", "connections, queue and batch sizes must be > 0");
         return -1;
     }
     if (s->filter_timeout_ms == 0 || s->filter_memory < WEIR_SCRIPT_MEM_MIN) {
-        fprintf(stderr,
-                "weir serve: --filter-timeout must be > 0 and --filter-memory at least "
-                "%u\n",
-                WEIR_SCRIPT_MEM_MIN);
+        weir_error("serve", "--filter-timeout must be > 0 and --filter-memory at least %u",
+                   WEIR_SCRIPT_MEM_MIN);
         return -1;
     }
     if (weir_log_parse_level(s->log_level) < 0) {
-        fprintf(stderr, "weir serve: --log-level must be debug, info, warn or error\n");
+        weir_error("serve", "--log-level must be debug, info, warn or error");
         return -1;
     }
     if (s->source_sink[0] != '\0' &&
         (s->source_inflight == 0 || s->source_timeout_s == 0 || s->outbox_max == 0)) {
-        fprintf(stderr, "weir serve: --source-inflight, --source-timeout and --outbox-max must"
-                        " be > 0\n");
+        weir_error("serve", "--source-inflight, --source-timeout and --outbox-max must be > 0");
         return -1;
     }
     return check_history(s);
@@ -257,14 +255,16 @@ static int check(weir_settings_t *s)
 int weir_settings_parse(weir_settings_t *s, int argc, char **argv)
 {
     memset(s, 0, sizeof(*s));
-    if (apply_defaults_and_env(s) != 0) {
-        return -1;
-    }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++) { /* help, whatever else is wrong */
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 1;
         }
+    }
+    if (apply_defaults_and_env(s) != 0) {
+        return -1;
+    }
+    for (int i = 1; i < argc; i++) {
         if (apply_flag(s, argc, argv, &i) != 0) {
             return -1;
         }

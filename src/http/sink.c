@@ -32,15 +32,16 @@ static int all_namespaces(weir_req_t *req, char ***out, size_t *n, weir_err_t *e
     if (rc != 0) {
         return rc;
     }
-    *out = weir_calloc(*n ? *n : 1, sizeof(char *));
+    if (*n == 0) {
+        weir_store_ns_free(list, 0);
+        return weir_err_set(err, WEIR_ENOTFOUND, "", "no namespace exists to store events in");
+    }
+    *out = weir_calloc(*n, sizeof(char *));
     for (size_t i = 0; i < *n; i++) {
         (*out)[i] = list[i].name;
         list[i].name = NULL;
     }
     weir_store_ns_free(list, *n);
-    if (*n == 0) {
-        return weir_err_set(err, WEIR_ENOTFOUND, "", "no namespace exists to store events in");
-    }
     return 0;
 }
 

@@ -74,8 +74,11 @@ test('batched mode with curl stores each event', async () => {
   ]);
   const res = await curl(['-X', 'POST', `${weir.sink}/beta`, '-H', 'content-type: application/cloudevents-batch+json', '--data-binary', batch]);
   assert.equal(res.status, 202);
-  const ids = await storedIds('beta');
-  assert.ok(ids.includes('batch-1') && ids.includes('batch-2'));
+  const items = await weir.history('beta');
+  assert.deepEqual(items.find((i) => i.event.id === 'batch-1').event,
+    { specversion: '1.0', id: 'batch-1', source: '/curl', type: 'com.example.batch', data: { i: 1 } });
+  assert.deepEqual(items.find((i) => i.event.id === 'batch-2').event,
+    { specversion: '1.0', id: 'batch-2', source: '/curl', type: 'com.example.batch', data_base64: 'AAEC' });
 });
 
 test('percent-encoded and raw header values are decoded once', async () => {
@@ -164,7 +167,8 @@ test('a method other than POST or OPTIONS is answered 405 with Allow', async () 
     const res = await fetch(`${weir.sink}/alpha`, { method });
     assert.equal(res.status, 405);
     assert.equal(res.headers.get('allow'), 'POST, OPTIONS');
-    await res.arrayBuffer();
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    assert.equal((await res.json()).status, 405);
   }
 });
 
@@ -172,15 +176,88 @@ test('a body over the limit is answered 413 and stores nothing', async () => {
   const before = (await weir.history('alpha')).length;
   const file = join(weir.dataDir, 'big.bin');
   writeFileSync(file, 'x'.repeat(2 * 1024 * 1024));
-  const res = await curl(['-X', 'POST', `${weir.sink}/alpha`, '-H', 'ce-specversion: 1.0', '-H', 'ce-id: big',
-    '-H', 'ce-source: /big', '-H', 'ce-type: t', '--data-binary', `@${file}`]);
-  assert.equal(res.status, 413);
+  for (const chunked of [false, true]) {
+    const res = await curl(['-X', 'POST', `${weir.sink}/alpha`, '-H', 'ce-specversion: 1.0', '-H', 'ce-id: big',
+      '-H', 'ce-source: /big', '-H', 'ce-type: t', '--data-binary', `@${file}`,
+      ...(chunked ? ['-H', 'transfer-encoding: chunked'] : [])]);
+    assert.equal(res.status, 413, `chunked: ${chunked}`);
+    assert.equal(res.headers['content-type'], 'application/problem+json');
+    const problem = JSON.parse(res.body.toString());
+    assert.equal(problem.status, 413);
+    assert.match(problem.detail, /larger than the limit of 1048576 bytes/);
+  }
+  assert.equal((await weir.history('alpha')).length, before);
+});
+
+test('more than 128 headers are answered 400 and store nothing', async () => {
+  const before = (await weir.history('alpha')).length;
+  const headers = { ...good, 'ce-id': 'many-headers', 'content-type': 'text/plain' };
+  for (let i = 0; i < 130; i++) headers[`x-extra-${i}`] = 'v';
+  const res = await fetch(`${weir.sink}/alpha`, { method: 'POST', headers, body: 'x' });
+  assert.equal(res.status, 400);
+  assert.match((await res.json()).detail, /more than 128 headers/);
   assert.equal((await weir.history('alpha')).length, before);
 });
 
 test('an unknown filter is answered 404', async () => {
   const ev = new CloudEvent({ id: 'f-1', source: '/f', type: 't' });
+  const before = (await weir.history('alpha')).length;
   const res = await post('/alpha?filter=nope', HTTP.binary(ev));
   assert.equal(res.status, 404);
   assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  const problem = await res.json();
+  assert.equal(problem.attribute, 'filter');
+  assert.match(problem.detail, /no filter named nope/);
+  assert.equal((await weir.history('alpha')).length, before);
+});
+
+test('POST / with no namespace at all is answered 404, and weir stops cleanly after', async () => {
+  const empty = new Weir();
+  try {
+    await empty.start();
+    const ev = new CloudEvent({ id: 'none-1', source: '/none', type: 't' });
+    const msg = HTTP.binary(ev);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${empty.sink}/`, { method: 'POST', headers: msg.headers, body: msg.body });
+      assert.equal(res.status, 404);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      assert.match((await res.json()).detail, /no namespace exists/);
+    }
+    // The sanitizer build checks for leaks at exit: a clean stop must exit 0.
+    const exit = await empty.stop('SIGTERM');
+    assert.equal(exit.code, 0, empty.logs.join('\n'));
+  } finally {
+    await empty.cleanup();
+  }
+});
+
+test('a full store queue is answered 503 with Retry-After, and only what was answered 202 is stored', async () => {
+  const busy = new Weir({ args: ['--queue-max', '1', '--batch-max', '1'] });
+  try {
+    await busy.start();
+    await busy.createNamespace('busy');
+    const answers = await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+      const res = await fetch(`${busy.sink}/busy`, {
+        method: 'POST', body: `{"i":${i}}`,
+        headers: { ...good, 'ce-id': `q-${i}`, 'ce-source': '/queue', 'content-type': 'application/json' },
+      });
+      const body = await res.text();
+      return { id: `q-${i}`, status: res.status, retryAfter: res.headers.get('retry-after'), type: res.headers.get('content-type'), body };
+    }));
+    const refused = answers.filter((a) => a.status === 503);
+    const accepted = answers.filter((a) => a.status === 202);
+    assert.equal(refused.length + accepted.length, answers.length);
+    assert.ok(refused.length > 0, 'the queue never filled');
+    for (const a of refused) {
+      assert.equal(a.retryAfter, '1');
+      assert.equal(a.type, 'application/problem+json');
+      assert.match(JSON.parse(a.body).detail, /queue is full/);
+    }
+    const stored = (await busy.history('busy')).filter((i) => i.event.source === '/queue').map((i) => i.event.id);
+    assert.deepEqual(stored.sort(), accepted.map((a) => a.id).sort());
+    const metrics = await (await fetch(`${busy.api}/metrics`)).text();
+    assert.match(metrics, new RegExp(`weir_events_received_total\\{namespace="busy",outcome="overloaded"\\} ${refused.length}\\b`));
+  } finally {
+    await busy.cleanup();
+  }
 });
