@@ -100,6 +100,59 @@ static void test_migrates_an_empty_file(void **state)
     assert_int_equal(count, 0);
 }
 
+/*
+ * The database of the first release, written here as that release wrote it (its schema and
+ * user_version 1), must open with its events intact and migrate to the current version.
+ */
+static const char first_release[] =
+    "CREATE TABLE namespaces (name TEXT PRIMARY KEY, created_us INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL,"
+    " source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, received_us INTEGER NOT NULL,"
+    " born_inside INTEGER NOT NULL, event TEXT NOT NULL, UNIQUE (ns, id, source));"
+    "CREATE INDEX events_ns_seq ON events (ns, seq);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "INSERT INTO namespaces VALUES ('old', 1700000000000000);"
+    "INSERT INTO events (ns, source, id, type, received_us, born_inside, event) VALUES"
+    " ('old', '/v1', 'first', 't.v1', 1700000000000001, 0,"
+    "  '{\"specversion\":\"1.0\",\"id\":\"first\",\"source\":\"/v1\",\"type\":\"t.v1\"}');"
+    "PRAGMA user_version = 1;";
+
+static void test_migrates_the_first_release(void **state)
+{
+    fx_t *fx = *state;
+    char path[128];
+    sqlite3 *db;
+    weir_store_record_t rec = {0};
+    int64_t seq = 0;
+
+    weir_store_close(fx->store);
+    fx->store = NULL;
+    snprintf(path, sizeof(path), "%s/weir.db", fx->dir);
+    remove(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, first_release, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    fx_reopen(fx);
+    assert_true(user_version(fx->dir) > 1);
+    assert_true(weir_store_ns_exists(fx->store, "old"));
+    assert_int_equal(weir_store_get(fx->store, "old", "first", "/v1", &rec, NULL), 0);
+    assert_int_equal(rec.seq, 1);
+    assert_string_equal(fx_json_str(rec.json, "type"), "t.v1");
+    weir_store_record_clear(&rec);
+
+    /* It goes on working: a new event after the old one, a duplicate of the old one refused. */
+    weir_event_t *ev = fx_event("second", "/v1", "t.v1", NULL);
+    assert_int_equal(fx_write(fx->store, "old", ev, &seq), 0);
+    assert_int_equal(seq, 2);
+    weir_ce_free(ev);
+    ev = fx_event("first", "/v1", "t.v1", NULL);
+    weir_store_item_t item = {.ns = "old", .ev = ev};
+    assert_int_equal(weir_store_write_sync(fx->store, &item, 1), 0);
+    assert_true(item.duplicate);
+    weir_ce_free(ev);
+}
+
 static void test_refuses_a_newer_schema(void **state)
 {
     fx_t *fx = *state;
@@ -236,6 +289,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_an_empty_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_the_first_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opens_a_missing_directory, setup, teardown),
         cmocka_unit_test(test_ns_valid),
