@@ -83,6 +83,15 @@ void weir_buf_json_str(weir_buf_t *b, const char *s, size_t n)
     weir_buf_reserve(b, n + 2);
     weir_buf_putc(b, '"');
     for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\') {
+            run++; /* plain ASCII, the common case, is copied in one piece */
+        }
+        if (run > i) {
+            weir_buf_append(b, p + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
@@ -91,9 +100,6 @@ void weir_buf_json_str(weir_buf_t *b, const char *s, size_t n)
         } else if (c < 0x20) {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             weir_buf_append(b, esc, 6);
-            i++;
-        } else if (c < 0x80) {
-            weir_buf_putc(b, (char)c);
             i++;
         } else {
             size_t len = utf8_seq_len(p + i, n - i);
