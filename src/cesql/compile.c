@@ -130,8 +130,6 @@ static size_t string_len(const char *s, size_t n, size_t i)
     for (size_t j = i + 1; j < n; j++) {
         if (s[j] == '\\' && j + 1 < n) {
             j++;
-        } else if (s[j] == q && j + 1 < n && s[j + 1] == q) {
-            j++;
         } else if (s[j] == q) {
             return j + 1 - i;
         }
@@ -339,14 +337,15 @@ static uint32_t pool_add(comp_t *p, const char *s, size_t n)
 
 /* ---- literals -------------------------------------------------------------------------- */
 
-/* Unescapes the string literal t into the pool: \q and a doubled quote q stand for q. */
+/* Unescapes the string literal t into the pool: \q stands for q (a doubled quote is not an
+ * escape in CESQL: 'a''b' is two literals side by side, which does not parse). */
 static uint32_t unescape(comp_t *p, const token_t *t, uint32_t *len)
 {
     const char *s = p->text + t->pos;
     char q = s[0];
     uint32_t off = (uint32_t)p->pool.len;
     for (size_t i = 1; i + 1 < t->len; i++) {
-        if ((s[i] == '\\' || s[i] == q) && s[i + 1] == q && i + 2 < t->len) {
+        if (s[i] == '\\' && s[i + 1] == q && i + 2 < t->len) {
             i++;
         } else if (s[i] == '\\') {
             weir_buf_putc(&p->pool, s[i++]);

@@ -290,7 +290,9 @@ static void test_unicode(void **state)
 
 static void test_strings(void **state)
 {
-    expect_str("'it''s'", "it's", 0);
+    expect_str("'it\\'s'", "it's", 0);
+    /* SQL's doubled quote is not an escape in CESQL: two literals side by side do not parse. */
+    expect_parse_error("'it''s'", 7, WEIR_EINVAL, "at 5: unexpected ''s''");
     expect_str("\"say \\\"hi\\\"\"", "say \"hi\"", 0);
     expect_str("'a\\\\'", "a\\\\", 0);
     expect_bool("'a\\b' LIKE 'a\\b'", true, 0);
