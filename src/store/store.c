@@ -133,6 +133,14 @@ static bool is_write(const weir_store_write_t *w)
     return !is_ns_job(w);
 }
 
+/* The namespace a job deletes, or NULL. */
+static const char *deleted_ns(const weir_store_write_t *w)
+{
+    const ns_job_t *job = (const ns_job_t *)w;
+
+    return is_ns_job(w) && job->op == NS_DELETE ? job->name : NULL;
+}
+
 /* ---- the namespace set ----------------------------------------------------------------- */
 
 static int ns_cmp(const void *name, const void *ns)
@@ -391,7 +399,7 @@ static void *syncer_main(void *arg)
         int rc = s->be->sync(s->db);
         set_ready(s, rc == 0);
         if (rc == 0) {
-            weir_store_watch_note(s->watch, list, is_write);
+            weir_store_watch_note(s->watch, list, is_write, deleted_ns);
         }
         while (list != NULL) {
             weir_store_write_t *next = list->next;

@@ -117,6 +117,21 @@ static void test_wait_wakes_on_a_new_event(void **state)
     assert_true(weir_store_durable_seq(fx->store) >= l.seq);
 }
 
+static void test_deleted_namespace_wakes_nothing(void **state)
+{
+    fx_t *fx = *state;
+    int64_t seq = write_range(fx, "alpha", "d", 0, 1);
+
+    assert_true(weir_store_wait(fx->store, "alpha", seq - 1, 0));
+    assert_int_equal(weir_store_ns_delete(fx->store, "alpha", NULL), 0);
+    assert_false(weir_store_wait(fx->store, "alpha", seq - 1, 0));
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    assert_false(weir_store_wait(fx->store, "alpha", 0, 0));
+    int64_t again = write_range(fx, "alpha", "d", 0, 1);
+    assert_true(again > seq);
+    assert_true(weir_store_wait(fx->store, "alpha", seq, 0));
+}
+
 /* ---- replays --------------------------------------------------------------------------- */
 
 static void test_replay_adds_no_row(void **state)
@@ -286,6 +301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_horizon_follows_durable_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_horizon_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_wakes_on_a_new_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_namespace_wakes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_adds_no_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_of_a_missing_event_fails_alone, setup,
                                         teardown),
