@@ -137,6 +137,7 @@ typedef enum stmt_id {
     ST_LAST_SEQ,
     ST_RETENTION_GET,
     ST_RETENTION_SET,
+    ST_TRIM_CUT,
     ST_TRIM_AGE,
     ST_TRIM_COUNT,
     ST_FILTER_FIND,
@@ -211,9 +212,11 @@ static const char *const stmt_sql[ST_MAX] = {
      * received_us grows with seq, bar the jitter between receipt and commit. */
     [ST_TRIM_AGE] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
                     " ORDER BY seq LIMIT ?3) AND received_us < ?2",
+    /* Walks the newest ?2 index entries: run on a reader, once per sweep, never per step. */
+    [ST_TRIM_CUT] = "SELECT seq FROM events WHERE ns = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+    /* The cut is found beforehand, so that a step reads only the rows it deletes. */
     [ST_TRIM_COUNT] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
-                      " AND seq <= (SELECT seq FROM events WHERE ns = ?1 ORDER BY seq DESC"
-                      " LIMIT 1 OFFSET ?2) ORDER BY seq LIMIT ?3)",
+                      " AND seq <= ?2 ORDER BY seq LIMIT ?3)",
 };
 
 /* A connection with its prepared statements, made on first use and kept. */
@@ -1221,8 +1224,37 @@ static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound
     return 0;
 }
 
-static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t keep, size_t max_rows,
-                   size_t *deleted)
+static int sq_trim_cut(void *db, const char *ns, int64_t keep, int64_t *through_seq,
+                       weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+
+    *through_seq = 0;
+    int rc = reader_stmt(d, ST_TRIM_CUT, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, keep);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *through_seq = sqlite3_column_int64(st, 0);
+    }
+    stmt_done(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = weir_err_set(err, log_failure(c->db, "find the retention cut"), NULL,
+                          "storage failed; see the server log");
+    }
+    reader_give(d, c);
+    return rc;
+}
+
+static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t through_seq,
+                   size_t max_rows, size_t *deleted)
 {
     sqlite_db_t *d = db;
     int rc = 0;
@@ -1231,8 +1263,8 @@ static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t keep, si
     if (before_us != INT64_MIN) {
         rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted);
     }
-    if (rc == 0 && keep > 0 && *deleted < max_rows) {
-        rc = trim_step(d, ST_TRIM_COUNT, ns, keep, max_rows - *deleted, deleted);
+    if (rc == 0 && through_seq > 0 && *deleted < max_rows) {
+        rc = trim_step(d, ST_TRIM_COUNT, ns, through_seq, max_rows - *deleted, deleted);
     }
     return rc;
 }
@@ -1397,6 +1429,7 @@ const weir_store_backend_t weir_store_sqlite = {
     .last_seq = sq_last_seq,
     .retention_get = sq_retention_get,
     .retention_set = sq_retention_set,
+    .trim_cut = sq_trim_cut,
     .trim = sq_trim,
     .listener_put = weir_sqlite_listener_put,
     .listener_delete = weir_sqlite_listener_delete,

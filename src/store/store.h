@@ -250,13 +250,30 @@ int weir_store_retention_get(weir_store_t *store, const char *ns, weir_store_ret
 int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_store_retention_t *r,
                              weir_err_t *err);
 
+/* Where retention cuts a namespace: what one sweep removes, fixed when the sweep begins. */
+typedef struct weir_store_cut {
+    int64_t before_us;   /* events received before this go (INT64_MIN: none for their age) */
+    int64_t through_seq; /* events with a seq at or below this go (0: none for their count) */
+} weir_store_cut_t;
+
+/*
+ * Reads, on the caller's thread and never through the writer, where policy (no -1 fields) cuts
+ * ns at now_us. Finding the count's cut walks the newest max_count events of ns once, so a sweep
+ * calls this once and then steps with weir_store_trim. Events that arrive afterwards are newer
+ * than the cut, so it stays right while they arrive: it may remove fewer than the policy would
+ * by then, never more. WEIR_EINVAL for an incomplete policy.
+ */
+int weir_store_retention_cut(weir_store_t *store, const char *ns,
+                             const weir_store_retention_t *policy, int64_t now_us,
+                             weir_store_cut_t *out, weir_err_t *err);
+
 /*
  * One step of retention, through the writer queue so that it commits between writes: deletes
- * at most max_rows of ns's oldest events that policy (no -1 fields) does not keep at now_us,
- * and sets *deleted. Call again while *deleted == max_rows. Synchronous.
+ * at most max_rows of ns's oldest events that cut removes, and sets *deleted. Its cost follows
+ * max_rows, whatever the policy keeps. Call again while *deleted == max_rows. Synchronous.
  */
-int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_retention_t *policy,
-                    int64_t now_us, size_t max_rows, size_t *deleted, weir_err_t *err);
+int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_cut_t *cut,
+                    size_t max_rows, size_t *deleted, weir_err_t *err);
 
 /*
  * A background thread that applies retention to every namespace every interval_ms, in small

@@ -223,32 +223,83 @@ static size_t seqs_of(fx_t *fx, const char *ns, int64_t *seqs, size_t max)
     return n;
 }
 
+/* Cuts ns for policy now, once, and steps through the cut max_rows at a time; returns the
+ * rows each step deleted in steps (at most nsteps; the last is below max_rows). */
+static size_t trim_all(fx_t *fx, const char *ns, weir_store_retention_t policy, size_t max_rows,
+                       size_t *steps, size_t nsteps)
+{
+    weir_store_cut_t cut;
+    size_t deleted = max_rows;
+    size_t n = 0;
+
+    assert_int_equal(weir_store_retention_cut(fx->store, ns, &policy, weir_wall_us(), &cut, NULL),
+                     0);
+    while (deleted == max_rows) {
+        assert_true(n < nsteps);
+        assert_int_equal(weir_store_trim(fx->store, ns, &cut, max_rows, &deleted, NULL), 0);
+        steps[n++] = deleted;
+    }
+    return n;
+}
+
 static void test_trim_by_count_in_steps(void **state)
 {
     fx_t *fx = *state;
     weir_store_retention_t keep10 = {.max_age_us = 0, .max_count = 10};
     int64_t before[30];
     int64_t after[30];
-    size_t deleted = 0;
-    size_t steps[] = {8, 8, 4, 0};
+    size_t steps[8];
 
     write_range(fx, "alpha", "c", 0, 30);
     write_range(fx, "beta", "c", 0, 5);
     assert_int_equal(seqs_of(fx, "alpha", before, 30), 30);
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        assert_int_equal(
-            weir_store_trim(fx->store, "alpha", &keep10, weir_wall_us(), 8, &deleted, NULL), 0);
-        assert_int_equal(deleted, steps[i]);
-    }
+    assert_int_equal(trim_all(fx, "alpha", keep10, 8, steps, 8), 3);
+    assert_int_equal(steps[0], 8);
+    assert_int_equal(steps[1], 8);
+    assert_int_equal(steps[2], 4);
     assert_int_equal(seqs_of(fx, "alpha", after, 30), 10);
     assert_memory_equal(after, &before[20], 10 * sizeof(int64_t));
     assert_int_equal(count_of(fx, "beta"), 5);
+
+    /* At the bound, or below it, nothing goes. */
+    assert_int_equal(trim_all(fx, "alpha", keep10, 8, steps, 8), 1);
+    assert_int_equal(steps[0], 0);
+    keep10.max_count = 11;
+    assert_int_equal(trim_all(fx, "alpha", keep10, 8, steps, 8), 1);
+    assert_int_equal(steps[0], 0);
+    assert_int_equal(count_of(fx, "alpha"), 10);
+}
+
+/* Events that arrive between the cut and its steps are newer than the cut: kept, even when
+ * the namespace is over its count again by then (the next sweep takes those). */
+static void test_trim_cut_holds_while_events_arrive(void **state)
+{
+    fx_t *fx = *state;
+    weir_store_retention_t keep5 = {.max_age_us = 0, .max_count = 5};
+    weir_store_cut_t cut;
+    size_t deleted = 0;
+    int64_t left[40];
+
+    int64_t fifth = write_range(fx, "alpha", "a", 0, 15) - 5;
+    assert_int_equal(
+        weir_store_retention_cut(fx->store, "alpha", &keep5, weir_wall_us(), &cut, NULL), 0);
+    assert_int_equal(cut.before_us, INT64_MIN);
+    assert_int_equal(cut.through_seq, fifth);
+    write_range(fx, "alpha", "b", 0, 10);
+    assert_int_equal(weir_store_trim(fx->store, "alpha", &cut, 500, &deleted, NULL), 0);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(seqs_of(fx, "alpha", left, 40), 15);
+    assert_true(left[0] > fifth);
+
+    /* A cut of another namespace's seqs removes nothing here. */
+    assert_int_equal(weir_store_trim(fx->store, "beta", &cut, 500, &deleted, NULL), 0);
+    assert_int_equal(deleted, 0);
 }
 
 static void test_trim_by_age(void **state)
 {
     fx_t *fx = *state;
-    size_t deleted = 0;
+    size_t steps[4];
     int64_t left[20];
 
     write_range(fx, "alpha", "old", 0, 6);
@@ -258,22 +309,56 @@ static void test_trim_by_age(void **state)
     int64_t newest = write_range(fx, "alpha", "new", 0, 4);
 
     weir_store_retention_t policy = {.max_age_us = weir_wall_us() - mid, .max_count = 0};
-    assert_int_equal(
-        weir_store_trim(fx->store, "alpha", &policy, weir_wall_us(), 500, &deleted, NULL), 0);
-    assert_int_equal(deleted, 6);
+    assert_int_equal(trim_all(fx, "alpha", policy, 500, steps, 4), 1);
+    assert_int_equal(steps[0], 6);
     assert_int_equal(seqs_of(fx, "alpha", left, 20), 4);
     assert_int_equal(left[3], newest);
 
-    /* Nothing kept forever is removed; an incomplete policy is refused. */
+    /* Nothing kept forever is removed; an incomplete policy or cut is refused. */
     policy = (weir_store_retention_t){.max_age_us = 0, .max_count = 0};
-    assert_int_equal(
-        weir_store_trim(fx->store, "alpha", &policy, weir_wall_us(), 500, &deleted, NULL), 0);
-    assert_int_equal(deleted, 0);
+    assert_int_equal(trim_all(fx, "alpha", policy, 500, steps, 4), 1);
+    assert_int_equal(steps[0], 0);
+    weir_store_cut_t cut;
+    size_t deleted = 7;
     policy.max_count = -1;
     assert_int_equal(
-        weir_store_trim(fx->store, "alpha", &policy, weir_wall_us(), 500, &deleted, NULL),
+        weir_store_retention_cut(fx->store, "alpha", &policy, weir_wall_us(), &cut, NULL),
         WEIR_EINVAL);
+    cut = (weir_store_cut_t){.before_us = INT64_MAX, .through_seq = -1};
+    assert_int_equal(weir_store_trim(fx->store, "alpha", &cut, 500, &deleted, NULL), WEIR_EINVAL);
+    assert_int_equal(deleted, 0);
     assert_int_equal(count_of(fx, "alpha"), 4);
+}
+
+/* With both set, an event goes when either removes it: too old, or beyond the newest count. */
+static void test_trim_by_age_and_count(void **state)
+{
+    fx_t *fx = *state;
+    size_t steps[8];
+    int64_t left[40];
+
+    write_range(fx, "alpha", "old", 0, 10);
+    sleep_ms(30);
+    int64_t mid = weir_wall_us();
+    sleep_ms(30);
+    int64_t first_new = write_range(fx, "alpha", "new", 0, 1);
+    int64_t newest = write_range(fx, "alpha", "new", 1, 10);
+    write_range(fx, "beta", "old", 0, 3);
+
+    /* The count alone would keep 15, the age alone the 10 new: the age decides. */
+    weir_store_retention_t policy = {.max_age_us = weir_wall_us() - mid, .max_count = 15};
+    assert_int_equal(trim_all(fx, "alpha", policy, 4, steps, 8), 3);
+    assert_int_equal(steps[0] + steps[1] + steps[2], 10);
+    assert_int_equal(seqs_of(fx, "alpha", left, 40), 10);
+    assert_int_equal(left[0], first_new);
+
+    /* Now the count removes more than the age does; the two share each step's rows. */
+    policy = (weir_store_retention_t){.max_age_us = weir_wall_us() - mid, .max_count = 3};
+    assert_int_equal(trim_all(fx, "alpha", policy, 4, steps, 8), 2);
+    assert_int_equal(steps[0] + steps[1], 7);
+    assert_int_equal(seqs_of(fx, "alpha", left, 40), 3);
+    assert_int_equal(left[2], newest);
+    assert_int_equal(count_of(fx, "beta"), 3);
 }
 
 static void test_retainer_applies_defaults_and_overrides(void **state)
@@ -307,7 +392,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retention_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_count_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_cut_holds_while_events_arrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_by_age_and_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retainer_applies_defaults_and_overrides, setup,
                                         teardown),
     };
