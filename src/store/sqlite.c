@@ -194,12 +194,12 @@ static const char *const stmt_sql[ST_MAX] = {
                    " AND (?7 IS NULL OR instr(event, ?7) > 0)"
                    " ORDER BY seq DESC LIMIT ?8",
     [ST_SINCE] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND seq > ?2"
-                 " ORDER BY seq ASC LIMIT ?3",
+                 " AND seq <= ?4 ORDER BY seq ASC LIMIT ?3",
     /* "+seq": ordering by the bare column lets the planner walk events_ns_seq from the newest
      * event, testing every id on the way (hundreds of ms for an old event of a big namespace);
      * the unary plus leaves it the unique (ns, id, source) index and a sort of a row or two. */
     [ST_GET] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND id = ?2"
-               " AND (?3 IS NULL OR source = ?3) ORDER BY +seq DESC LIMIT 1",
+               " AND (?3 IS NULL OR source = ?3) AND seq <= ?4 ORDER BY +seq DESC LIMIT 1",
     [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
     [ST_COUNT_ALL] = "SELECT count(*) FROM events",
     /* sqlite_sequence holds the highest seq ever given, deleted events included. */
@@ -1048,7 +1048,7 @@ static int sq_history(void *db, const weir_store_query_t *q, weir_store_record_t
     return rc;
 }
 
-static int sq_since(void *db, const char *ns, int64_t after_seq, size_t limit,
+static int sq_since(void *db, const char *ns, int64_t after_seq, int64_t through_seq, size_t limit,
                     weir_store_record_t **out, size_t *n, weir_err_t *err)
 {
     sqlite_db_t *d = db;
@@ -1062,12 +1062,13 @@ static int sq_since(void *db, const char *ns, int64_t after_seq, size_t limit,
     bind_text(st, 1, ns);
     sqlite3_bind_int64(st, 2, after_seq);
     sqlite3_bind_int64(st, 3, limit_i64(limit));
+    sqlite3_bind_int64(st, 4, through_seq);
     rc = collect(c, st, out, n, err);
     reader_give(d, c);
     return rc;
 }
 
-static int sq_get(void *db, const char *ns, const char *id, const char *source,
+static int sq_get(void *db, const char *ns, const char *id, const char *source, int64_t through_seq,
                   weir_store_record_t *out, weir_err_t *err)
 {
     sqlite_db_t *d = db;
@@ -1083,6 +1084,7 @@ static int sq_get(void *db, const char *ns, const char *id, const char *source,
     bind_text(st, 1, ns);
     bind_text(st, 2, id);
     bind_text(st, 3, source);
+    sqlite3_bind_int64(st, 4, through_seq);
     rc = collect(c, st, &recs, &n, err);
     reader_give(d, c);
     if (rc == 0 && n == 0) {

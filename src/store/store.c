@@ -808,7 +808,12 @@ int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_st
     if (q->limit == 0 || q->from_us >= q->until_us) {
         return 0;
     }
-    return store->be->history(store->db, q, out, n, err);
+    weir_store_query_t durable = *q;
+    int64_t horizon = weir_store_durable_seq(store);
+    if (durable.before_seq > horizon) {
+        durable.before_seq = horizon + 1;
+    }
+    return store->be->history(store->db, &durable, out, n, err);
 }
 
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
@@ -822,7 +827,8 @@ int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, siz
     if (limit == 0) {
         return 0;
     }
-    return store->be->since(store->db, ns, after_seq, limit, out, n, err);
+    return store->be->since(store->db, ns, after_seq, weir_store_durable_seq(store), limit, out, n,
+                            err);
 }
 
 int weir_store_get(weir_store_t *store, const char *ns, const char *id, const char *source,
@@ -832,7 +838,7 @@ int weir_store_get(weir_store_t *store, const char *ns, const char *id, const ch
     if (ns == NULL || id == NULL) {
         return weir_err_set(err, WEIR_EINVAL, ns == NULL ? "namespace" : "id", "not given");
     }
-    return store->be->get(store->db, ns, id, source, out, err);
+    return store->be->get(store->db, ns, id, source, weir_store_durable_seq(store), out, err);
 }
 
 int weir_store_count(weir_store_t *store, const char *ns, int64_t *count, weir_err_t *err)

@@ -172,6 +172,12 @@ int weir_store_write_sync(weir_store_t *store, weir_store_item_t *items, size_t 
 
 /* ---- reading events -------------------------------------------------------------------- */
 
+/*
+ * Reads show only durable events: those with a seq at or below weir_store_durable_seq. The
+ * writer's commit is visible before the syncer has made it durable, and a power loss in between
+ * would take back an event that a reader had already shown (and give its seq to another).
+ */
+
 typedef struct weir_store_record {
     int64_t seq;
     int64_t received_us;
