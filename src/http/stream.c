@@ -17,7 +17,7 @@
 #include "http/internal.h"
 
 #define PAGE_EVENTS   64
-#define PAGE_BYTES    (256 * 1024) /* a page stops growing here, mid-page if need be */
+#define PAGE_BYTES    (256 * 1024) /* a page's events stop here (after at least one) */
 #define BLOCK_SIZE    (32 * 1024)
 #define STOP_CHECK_NS 100000000u
 #define NS_PER_S      1000000000u
@@ -71,31 +71,25 @@ static void put_close(stream_t *st, const char *reason, const char *detail)
 /* ---- reading the store ----------------------------------------------------------------- */
 
 /*
- * Appends the next page of durable events. Once every event up to the horizon has been sent,
- * pos moves to the horizon, so that a wait is not woken again by events that are already
- * gone (retention, a deleted namespace) or already sent.
+ * Appends the next page of durable events: the store stops it at PAGE_BYTES, so that a stream
+ * that catches up through big events holds one page of them, not PAGE_EVENTS. Once every event
+ * up to the horizon has been sent, the store's next moves pos to the horizon, so that a wait is
+ * not woken again by events that are already gone (retention, a deleted namespace) or sent.
  */
 static int read_page(stream_t *st)
 {
-    weir_store_t *store = st->srv->store;
-    int64_t horizon = weir_store_durable_seq(store);
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
-    size_t i = 0;
+    weir_store_page_t page;
 
-    int rc = weir_store_since(store, st->ns, st->pos, PAGE_EVENTS, &recs, &n, NULL);
+    int rc =
+        weir_store_since(st->srv->store, st->ns, st->pos, PAGE_EVENTS, PAGE_BYTES, &page, NULL);
     if (rc != 0) {
         return rc;
     }
-    for (; i < n && recs[i].seq <= horizon && st->out.len < PAGE_BYTES; i++) {
-        put_event(&st->out, &recs[i]);
-        st->pos = recs[i].seq;
+    for (size_t i = 0; i < page.n; i++) {
+        put_event(&st->out, &page.recs[i]);
     }
-    bool all_sent = i == n ? n < PAGE_EVENTS : recs[i].seq > horizon;
-    if (all_sent && horizon > st->pos) {
-        st->pos = horizon;
-    }
-    weir_store_records_free(recs, n);
+    st->pos = page.next;
+    weir_store_page_free(&page);
     return 0;
 }
 

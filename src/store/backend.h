@@ -61,10 +61,9 @@ typedef struct weir_store_backend {
 
     /* Reads, from any thread; the arguments were checked by store.c, which also bounds them
      * by the durable horizon (q->before_seq, through_seq). */
-    int (*history)(void *db, const weir_store_query_t *q, weir_store_record_t **out, size_t *n,
-                   weir_err_t *err);
+    int (*history)(void *db, const weir_store_query_t *q, weir_store_page_t *out, weir_err_t *err);
     int (*since)(void *db, const char *ns, int64_t after_seq, int64_t through_seq, size_t limit,
-                 weir_store_record_t **out, size_t *n, weir_err_t *err);
+                 size_t max_bytes, weir_store_page_t *out, weir_err_t *err);
     int (*get)(void *db, const char *ns, const char *id, const char *source, int64_t through_seq,
                weir_store_record_t *out, weir_err_t *err);
     int (*count)(void *db, const char *ns, int64_t *count, weir_err_t *err);

@@ -797,11 +797,19 @@ void weir_store_record_clear(weir_store_record_t *rec)
     memset(rec, 0, sizeof(*rec));
 }
 
-int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
-                       size_t *n, weir_err_t *err)
+void weir_store_page_free(weir_store_page_t *page)
 {
-    *out = NULL;
-    *n = 0;
+    if (page == NULL) {
+        return;
+    }
+    weir_store_records_free(page->recs, page->n);
+    memset(page, 0, sizeof(*page));
+}
+
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_page_t *out,
+                       weir_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
     if (q == NULL || q->ns == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
     }
@@ -813,22 +821,22 @@ int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_st
     if (durable.before_seq > horizon) {
         durable.before_seq = horizon + 1;
     }
-    return store->be->history(store->db, &durable, out, n, err);
+    return store->be->history(store->db, &durable, out, err);
 }
 
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
-                     weir_store_record_t **out, size_t *n, weir_err_t *err)
+                     size_t max_bytes, weir_store_page_t *out, weir_err_t *err)
 {
-    *out = NULL;
-    *n = 0;
+    memset(out, 0, sizeof(*out));
+    out->next = after_seq;
     if (ns == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
     }
     if (limit == 0) {
         return 0;
     }
-    return store->be->since(store->db, ns, after_seq, weir_store_durable_seq(store), limit, out, n,
-                            err);
+    return store->be->since(store->db, ns, after_seq, weir_store_durable_seq(store), limit,
+                            max_bytes, out, err);
 }
 
 int weir_store_get(weir_store_t *store, const char *ns, const char *id, const char *source,

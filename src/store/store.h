@@ -191,6 +191,15 @@ void weir_store_records_free(weir_store_record_t *recs, size_t n);
 /* Frees what one record holds (as weir_store_get fills it) and zeroes it. */
 void weir_store_record_clear(weir_store_record_t *rec);
 
+/* A page of events read from a namespace. */
+typedef struct weir_store_page {
+    weir_store_record_t *recs; /* free with weir_store_page_free */
+    size_t n;
+    int64_t next; /* where the next page goes on (see each read) */
+} weir_store_page_t;
+
+void weir_store_page_free(weir_store_page_t *page);
+
 typedef struct weir_store_query {
     const char *ns;
     const char *type;   /* substring of type, or NULL */
@@ -200,15 +209,30 @@ typedef struct weir_store_query {
     int64_t until_us;   /* received before (INT64_MAX: no bound) */
     int64_t before_seq; /* only seq < before_seq (INT64_MAX: from the newest) */
     size_t limit;
+    size_t max_bytes; /* the page ends before its events' JSON would pass this, but holds at
+                         least one event (0: no bound) */
+    size_t max_scan;  /* with a filter (type, source, text, from, until), at most this many
+                         events of ns are examined, matching or not (0: no bound) */
 } weir_store_query_t;
 
-/* A namespace's events matching q, newest first, at most q->limit. */
-int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
-                       size_t *n, weir_err_t *err);
+/*
+ * A page of ns's events matching q, newest first: at most q->limit, within q->max_bytes. The
+ * page's next is the before_seq that goes on after it, or 0 when no event below it matches,
+ * so that the last page is known as such. A page that max_bytes or max_scan ended may hold
+ * fewer than q->limit events (with max_scan none at all) and still have a next.
+ */
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_page_t *out,
+                       weir_err_t *err);
 
-/* Events of ns with seq > after_seq, oldest first, at most limit (catch-up for live streams). */
+/*
+ * Events of ns with a seq above after_seq, oldest first: at most limit, within max_bytes as
+ * weir_store_query_t has it (catch-up for live streams). The page's next is the seq to go on
+ * after: its last event's, or, once every durable event of ns above after_seq is in the page,
+ * the durable horizon, so that a caller that waits for newer events is not woken again by
+ * events that are already gone (retention, or another namespace's) or already read.
+ */
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
-                     weir_store_record_t **out, size_t *n, weir_err_t *err);
+                     size_t max_bytes, weir_store_page_t *out, weir_err_t *err);
 
 /*
  * The event of ns with this id (and source, when not NULL); the newest when several sources

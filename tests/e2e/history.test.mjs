@@ -129,6 +129,68 @@ test('each history filter narrows to exactly the matching events, also across pa
   assert.equal(expect((i) => i.received >= mid).length, 20);
 });
 
+test('a page that holds the last event has no next_cursor', async () => {
+  await weir.createNamespace('exact');
+  await send(weir, 'exact', ids('x', 0, 3));
+  let page = await (await api('/api/v2/namespaces/exact/events/history?limit=3')).json();
+  assert.equal(page.items.length, 3);
+  assert.equal(page.next_cursor, null);
+  page = await (await api('/api/v2/namespaces/exact/events/history?limit=2')).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['x2', 'x1']);
+  assert.equal(page.next_cursor, String(page.items[1].seq));
+  page = await (await api(`/api/v2/namespaces/exact/events/history?limit=2&cursor=${page.next_cursor}`)).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['x0']);
+  assert.equal(page.next_cursor, null);
+});
+
+// Sends one event whose data is a JSON string of `size` characters (binary mode).
+async function sendBig(ns, id, size) {
+  const res = await api(`/api/v2/namespaces/${ns}/events/broadcast`, {
+    method: 'POST', body: JSON.stringify(id.padEnd(size, '.')),
+    headers: { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': '/big', 'ce-type': 't.big', 'content-type': 'application/json' },
+  });
+  assert.equal(res.status, 202, await res.clone().text());
+  return (await res.json()).events[0].seq;
+}
+
+test('a page of big events stops at 4 MiB, and paging still sees each event once', async () => {
+  await weir.createNamespace('big');
+  for (let i = 0; i < 10; i++) await sendBig('big', `big${i}`, 900 * 1000);
+  const pages = [];
+  let cursor = '';
+  for (let n = 0; n < 20; n++) {
+    const res = await api(`/api/v2/namespaces/big/events/history?limit=50${cursor}`);
+    assert.equal(res.status, 200);
+    const page = await res.json();
+    pages.push(page.items.map((i) => i.event.id));
+    if (!page.next_cursor) break;
+    assert.equal(page.next_cursor, String(page.items.at(-1).seq));
+    cursor = `&cursor=${page.next_cursor}`;
+  }
+  // 900 kB each: four fit in 4 MiB, a fifth would not.
+  assert.deepEqual(pages.map((p) => p.length), [4, 4, 2]);
+  assert.deepEqual(pages.flat(), Array.from({ length: 10 }, (_, i) => `big${9 - i}`));
+  // One event bigger than the budget on its own still comes, alone.
+  const page = await (await api('/api/v2/namespaces/big/events/history?limit=1')).json();
+  assert.equal(page.items[0].event.data.length, 900 * 1000);
+});
+
+test('a filtered page examines at most 10000 events and goes on from where it stopped', async () => {
+  await weir.createNamespace('haystack');
+  await send(weir, 'haystack', [{ id: 'needle', data: { word: 'needle' } }]);
+  for (let i = 0; i < 12000; i += 1000) await send(weir, 'haystack', ids('hay', i, i + 1000)); // 1000 a batch at most
+  const H = '/api/v2/namespaces/haystack/events/history?text=needle';
+  let page = await (await api(H)).json();
+  assert.deepEqual(page.items, [], 'the newest 10000 hold no match');
+  assert.notEqual(page.next_cursor, null);
+  page = await (await api(`${H}&cursor=${page.next_cursor}`)).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['needle']);
+  assert.equal(page.next_cursor, null);
+  // Without a filter nothing is skipped: a full page at once.
+  page = await (await api('/api/v2/namespaces/haystack/events/history?limit=1000')).json();
+  assert.equal(page.items.length, 1000);
+});
+
 // ---- the live stream -----------------------------------------------------------------------
 
 test('a stream killed mid-way and resumed with Last-Event-ID sees every event once, in order', async () => {

@@ -39,21 +39,21 @@ static size_t history_ids(fx_t *fx)
                             .until_us = INT64_MAX,
                             .before_seq = INT64_MAX,
                             .limit = 100};
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_history(fx->store, &q, &recs, &n, NULL), 0);
-    weir_store_records_free(recs, n);
+    assert_int_equal(weir_store_history(fx->store, &q, &page, NULL), 0);
+    size_t n = page.n;
+    weir_store_page_free(&page);
     return n;
 }
 
 static size_t since_count(fx_t *fx)
 {
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, &recs, &n, NULL), 0);
-    weir_store_records_free(recs, n);
+    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, 0, &page, NULL), 0);
+    size_t n = page.n;
+    weir_store_page_free(&page);
     return n;
 }
 

@@ -212,14 +212,14 @@ static void test_retention_settings(void **state)
 /* The seqs of ns's events, oldest first, into seqs (at most max); returns how many. */
 static size_t seqs_of(fx_t *fx, const char *ns, int64_t *seqs, size_t max)
 {
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_since(fx->store, ns, 0, max, &recs, &n, NULL), 0);
-    for (size_t i = 0; i < n; i++) {
-        seqs[i] = recs[i].seq;
+    assert_int_equal(weir_store_since(fx->store, ns, 0, max, 0, &page, NULL), 0);
+    for (size_t i = 0; i < page.n; i++) {
+        seqs[i] = page.recs[i].seq;
     }
-    weir_store_records_free(recs, n);
+    size_t n = page.n;
+    weir_store_page_free(&page);
     return n;
 }
 
