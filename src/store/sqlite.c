@@ -108,6 +108,9 @@ static const char *const migrations[] = {
     "  event TEXT NOT NULL,"
     "  created_us INTEGER NOT NULL"
     ");",
+    /* The newest seq retention has removed from a namespace, so that a live stream that resumes
+     * below it can tell its client which events it will not see. */
+    "ALTER TABLE namespaces ADD COLUMN trimmed_seq INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -140,6 +143,9 @@ typedef enum stmt_id {
     ST_NTH_NEWEST,
     ST_TRIM_AGE,
     ST_TRIM_COUNT,
+    ST_TRIMMED_SET,
+    ST_TRIMMED_GET,
+    ST_READ_BEGIN,
     ST_FILTER_FIND,
     ST_FILTER_PUT,
     ST_FILTER_DELETE,
@@ -212,14 +218,18 @@ static const char *const stmt_sql[ST_MAX] = {
     /* Only among the oldest ?3, so that a step's cost is bounded even when nothing is old:
      * received_us grows with seq, bar the jitter between receipt and commit. */
     [ST_TRIM_AGE] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
-                    " ORDER BY seq LIMIT ?3) AND received_us < ?2",
+                    " ORDER BY seq LIMIT ?3) AND received_us < ?2 RETURNING seq",
     /* The seq of the event of ns that has ?3 newer ones below ?2. Walks ?3 index entries: run
      * on a reader (once per retention sweep, never per step; once per filtered page). */
     [ST_NTH_NEWEST] = "SELECT seq FROM events WHERE ns = ?1 AND seq < ?2"
                       " ORDER BY seq DESC LIMIT 1 OFFSET ?3",
     /* The cut is found beforehand, so that a step reads only the rows it deletes. */
     [ST_TRIM_COUNT] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
-                      " AND seq <= ?2 ORDER BY seq LIMIT ?3)",
+                      " AND seq <= ?2 ORDER BY seq LIMIT ?3) RETURNING seq",
+    [ST_TRIMMED_SET] =
+        "UPDATE namespaces SET trimmed_seq = ?2 WHERE name = ?1 AND trimmed_seq < ?2",
+    [ST_TRIMMED_GET] = "SELECT trimmed_seq FROM namespaces WHERE name = ?1",
+    [ST_READ_BEGIN] = "BEGIN",
 };
 
 /* A connection with its prepared statements, made on first use and kept. */
@@ -1139,6 +1149,34 @@ static int sq_history(void *db, const weir_store_query_t *q, weir_store_page_t *
     return rc;
 }
 
+/* The newest seq retention has removed from ns (0 when none, or ns is gone). */
+static int trimmed_get(conn_t *c, const char *ns, int64_t *seq)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_TRIMMED_GET);
+
+    *seq = 0;
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, ns);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+    }
+    stmt_done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : log_failure(c->db, "read trimmed_seq");
+}
+
+/* Ends a reader's transaction, so that its snapshot does not outlive the read. */
+static void read_end(conn_t *c)
+{
+    if (!sqlite3_get_autocommit(c->db) && exec_stmt(c, ST_COMMIT) != 0) {
+        exec_stmt(c, ST_ROLLBACK);
+    }
+}
+
+/* The events and what retention removed are read in one snapshot, so that a page never has
+ * events that its trimmed_seq says are gone, nor misses a removal that shaped it. */
 static int sq_since(void *db, const char *ns, int64_t after_seq, int64_t through_seq, size_t limit,
                     size_t max_bytes, weir_store_page_t *out, weir_err_t *err)
 {
@@ -1151,11 +1189,20 @@ static int sq_since(void *db, const char *ns, int64_t after_seq, int64_t through
     if (rc != 0) {
         return rc;
     }
+    if (exec_stmt(c, ST_READ_BEGIN) != 0) {
+        reader_give(d, c);
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
     bind_text(st, 1, ns);
     sqlite3_bind_int64(st, 2, after_seq);
     sqlite3_bind_int64(st, 3, limit_over(limit));
     sqlite3_bind_int64(st, 4, through_seq);
     rc = collect_page(c, st, limit, max_bytes, out, &more, err);
+    if (rc == 0 && trimmed_get(c, ns, &out->trimmed) != 0) {
+        weir_store_page_free(out);
+        rc = weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    read_end(c);
     reader_give(d, c);
     if (rc == 0) {
         out->next =
@@ -1299,12 +1346,14 @@ static int sq_retention_set(void *db, const char *ns, const weir_store_retention
     return sqlite3_changes(c->db) == 1 ? 0 : WEIR_ENOTFOUND;
 }
 
-/* Runs one bounded DELETE of the trim statements; adds what it removed to *deleted. */
+/* Runs one bounded DELETE of the trim statements; adds what it removed to *deleted and raises
+ * *newest to the newest seq it removed. */
 static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound, size_t rows,
-                     size_t *deleted)
+                     size_t *deleted, int64_t *newest)
 {
     conn_t *c = d->writer;
     sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(c, id);
+    int rc;
 
     if (st == NULL) {
         return writer_failed(d);
@@ -1312,13 +1361,35 @@ static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound
     bind_text(st, 1, ns);
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, limit_i64(rows));
-    int rc = sqlite3_step(st);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        *newest = seq > *newest ? seq : *newest;
+        (*deleted)++;
+    }
     stmt_done(st);
     if (rc != SQLITE_DONE) {
         log_failure(c->db, "apply retention");
         return writer_failed(d);
     }
-    *deleted += (size_t)sqlite3_changes(c->db);
+    return 0;
+}
+
+/* Raises the namespace's trimmed_seq to seq. */
+static int trimmed_set(sqlite_db_t *d, const char *ns, int64_t seq)
+{
+    sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(d->writer, ST_TRIMMED_SET);
+
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, seq);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(d->writer->db, "note what retention removed");
+        return writer_failed(d);
+    }
     return 0;
 }
 
@@ -1345,12 +1416,17 @@ static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t through_
     sqlite_db_t *d = db;
     int rc = 0;
 
+    int64_t newest = 0;
+
     *deleted = 0;
     if (before_us != INT64_MIN) {
-        rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted);
+        rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted, &newest);
     }
     if (rc == 0 && through_seq > 0 && *deleted < max_rows) {
-        rc = trim_step(d, ST_TRIM_COUNT, ns, through_seq, max_rows - *deleted, deleted);
+        rc = trim_step(d, ST_TRIM_COUNT, ns, through_seq, max_rows - *deleted, deleted, &newest);
+    }
+    if (rc == 0 && newest > 0) {
+        rc = trimmed_set(d, ns, newest);
     }
     return rc;
 }

@@ -195,7 +195,9 @@ void weir_store_record_clear(weir_store_record_t *rec);
 typedef struct weir_store_page {
     weir_store_record_t *recs; /* free with weir_store_page_free */
     size_t n;
-    int64_t next; /* where the next page goes on (see each read) */
+    int64_t next;    /* where the next page goes on (see each read) */
+    int64_t trimmed; /* weir_store_since: the newest seq retention has removed from ns, read
+                        with the events (0: none) */
 } weir_store_page_t;
 
 void weir_store_page_free(weir_store_page_t *page);
@@ -229,7 +231,9 @@ int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_st
  * weir_store_query_t has it (catch-up for live streams). The page's next is the seq to go on
  * after: its last event's, or, once every durable event of ns above after_seq is in the page,
  * the durable horizon, so that a caller that waits for newer events is not woken again by
- * events that are already gone (retention, or another namespace's) or already read.
+ * events that are already gone (retention, or another namespace's) or already read. The page's
+ * trimmed tells a caller whose after_seq is below it that retention removed events it has not
+ * read (not necessarily all below trimmed: any left come in the page).
  */
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
                      size_t max_bytes, weir_store_page_t *out, weir_err_t *err);

@@ -320,6 +320,62 @@ test('SIGTERM ends open streams at once, so the stop does not wait for the drain
   }
 });
 
+test('a position above the newest seq is refused, the newest itself is fine', async () => {
+  await weir.createNamespace('ahead');
+  const [seq] = await send(weir, 'ahead', ids('a', 0, 1));
+  const H = '/api/v2/namespaces/ahead/events/history/subscribe';
+  const state = await snapshot();
+  const newest = (await (await api('/api/v2/namespaces/ahead/events/history?limit=1')).json()).items[0].seq;
+  assert.equal(newest, seq);
+  let body = await problem(await api(H, { headers: { 'last-event-id': String(seq + 1000000) } }), 400, 'Last-Event-ID');
+  assert.match(body.detail, /above the newest seq/);
+  body = await problem(await api(`${H}?after=${seq + 1000000}`), 400, 'after');
+  assert.match(body.detail, /above the newest seq/);
+  assert.deepEqual(await snapshot(), state);
+
+  const c = subscribe('ahead', { lastId: seq });
+  assert.equal((await c.open()).status, 200);
+  const [next] = await send(weir, 'ahead', ids('a', 1, 2));
+  await c.until((x) => x.events().length === 1);
+  assert.equal(c.events()[0].seq, next);
+  c.kill();
+});
+
+test('a stream that resumes below what retention removed is told of the gap', async () => {
+  const w = new Weir({ args: ['--system-events=false', '--retention-interval', '1'] });
+  await w.start();
+  try {
+    const res = await fetch(`${w.api}/api/v2/namespaces/gappy`, { method: 'PUT', body: JSON.stringify({ retention: { max_count: 3 } }) });
+    assert.equal(res.status, 201);
+    const seqs = await send(w, 'gappy', ids('g', 0, 10));
+    for (let i = 0; i < 60 && (await w.history('gappy')).length !== 3; i++) await sleep(100);
+    assert.equal((await w.history('gappy')).length, 3);
+
+    const resumed = subscribe('gappy', { lastId: seqs[1], target: w });
+    await resumed.open();
+    await resumed.until((x) => x.events().length === 3);
+    resumed.kill();
+    const gap = { reason: 'retention', after: seqs[1], through: seqs[6] };
+    assert.deepEqual(resumed.messages.map((m) => m.event), ['gap', 'cloudevent', 'cloudevent', 'cloudevent']);
+    assert.equal(resumed.messages[0].id, undefined);
+    assert.deepEqual(JSON.parse(resumed.messages[0].data), gap);
+    assert.deepEqual(resumed.events().map((e) => e.event.id), ['g7', 'g8', 'g9']);
+
+    // From the oldest there is nothing to miss; above the removed ones, nothing was missed.
+    for (const [opts, expect] of [[{}, ['g7', 'g8', 'g9']], [{ after: seqs[6] }, ['g7', 'g8', 'g9']], [{ after: seqs[8] }, ['g9']]]) {
+      const c = subscribe('gappy', { ...opts, target: w });
+      await c.open();
+      await c.until((x) => x.events().length === expect.length);
+      await sleep(200);
+      c.kill();
+      assert.deepEqual(c.messages.map((m) => m.event), expect.map(() => 'cloudevent'), JSON.stringify(opts));
+      assert.deepEqual(c.events().map((e) => e.event.id), expect);
+    }
+  } finally {
+    await w.cleanup();
+  }
+});
+
 // ---- replay --------------------------------------------------------------------------------
 
 test('replay answers 202 with the event and adds no history row', async () => {

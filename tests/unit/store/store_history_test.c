@@ -361,6 +361,46 @@ static void test_trim_by_age_and_count(void **state)
     assert_int_equal(count_of(fx, "beta"), 3);
 }
 
+/* What retention removed is kept per namespace, read with a stream's page, across a reopen. */
+static void test_trim_is_remembered_for_streams(void **state)
+{
+    fx_t *fx = *state;
+    weir_store_retention_t keep4 = {.max_age_us = 0, .max_count = 4};
+    weir_store_page_t page;
+    size_t steps[4];
+
+    int64_t last = write_range(fx, "alpha", "t", 0, 10);
+    write_range(fx, "beta", "t", 0, 2);
+    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, 0, &page, NULL), 0);
+    assert_int_equal(page.trimmed, 0);
+    weir_store_page_free(&page);
+
+    assert_int_equal(trim_all(fx, "alpha", keep4, 500, steps, 4), 1);
+    assert_int_equal(steps[0], 6);
+    fx_reopen(fx);
+    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, 0, &page, NULL), 0);
+    assert_int_equal(page.n, 4);
+    assert_int_equal(page.trimmed, last - 4);
+    assert_int_equal(page.recs[0].seq, last - 3);
+    weir_store_page_free(&page);
+    assert_int_equal(weir_store_since(fx->store, "beta", 0, 100, 0, &page, NULL), 0);
+    assert_int_equal(page.trimmed, 0);
+    weir_store_page_free(&page);
+
+    /* It only grows; a namespace created again starts afresh. */
+    keep4.max_count = 8;
+    assert_int_equal(trim_all(fx, "alpha", keep4, 500, steps, 4), 1);
+    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, 0, &page, NULL), 0);
+    assert_int_equal(page.trimmed, last - 4);
+    weir_store_page_free(&page);
+    assert_int_equal(weir_store_ns_delete(fx->store, "alpha", NULL), 0);
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    assert_int_equal(weir_store_since(fx->store, "alpha", 0, 100, 0, &page, NULL), 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.trimmed, 0);
+    weir_store_page_free(&page);
+}
+
 static void test_retainer_applies_defaults_and_overrides(void **state)
 {
     fx_t *fx = *state;
@@ -395,6 +435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trim_cut_holds_while_events_arrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_age_and_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_is_remembered_for_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retainer_applies_defaults_and_overrides, setup,
                                         teardown),
     };
