@@ -160,13 +160,21 @@ static void fill(stream_t *st)
 
 /* ---- the content reader ---------------------------------------------------------------- */
 
-/* A client whose socket took longer than the write timeout to take the last piece is cut off;
- * the final message follows what is queued, so that no event is cut in half. */
-static void check_slow(stream_t *st)
+/* True when the stream last handed bytes over longer ago than the write timeout. */
+static bool stalled(const stream_t *st)
 {
     uint64_t limit = (uint64_t)st->srv->settings->stream_write_timeout_s * NS_PER_S;
 
-    if (!st->closing && st->handed != 0 && weir_mono_ns() - st->handed > limit) {
+    return st->handed != 0 && weir_mono_ns() - st->handed > limit;
+}
+
+/* A client that still reads, but so slowly that its socket took longer than the write timeout
+ * to take the last piece, is cut off; the final message follows what is queued, so that no
+ * event is cut in half. (One that reads nothing at all is dropped by libmicrohttpd's timeout
+ * of the connection; stream_free tells that apart.) */
+static void check_slow(stream_t *st)
+{
+    if (!st->closing && stalled(st)) {
         WEIR_LOG(WEIR_LOG_INFO, "http", st->ns, "live stream cut off: the client did not read");
         put_close(st, "slow-client", "the client read nothing for longer than the write timeout");
     }
@@ -200,6 +208,11 @@ static void stream_free(void *cls)
     stream_t *st = cls;
 
     atomic_fetch_sub(&st->srv->subscribers, 1);
+    /* Heartbeats hand bytes over more often than the timeout, so a stream that ends without a
+     * final message or a hang-up, long after its last hand-off, was timed out for not reading. */
+    if (!st->closing && !st->gone && stalled(st)) {
+        WEIR_LOG(WEIR_LOG_INFO, "http", st->ns, "live stream cut off: the client did not read");
+    }
     WEIR_LOG(WEIR_LOG_DEBUG, "http", st->ns, "live stream closed at seq %" PRId64, st->pos);
     weir_buf_free(&st->out);
     weir_free(st->ns);

@@ -1,10 +1,12 @@
-// History against the real binary: paging under concurrent writes, filters, the live stream
-// (server-sent events) with reconnection, heartbeats and shutdown, replay, retention, and the
-// refusal of bad input.
+// History against the real binary: paging under concurrent writes, filters, page bounds, the
+// live stream (server-sent events) with reconnection, heartbeats, gaps, slow clients and
+// shutdown, replay, retention, and the refusal of bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Weir } from './lib/weir.mjs';
 import { SseClient } from './lib/sse.mjs';
+import { Target } from './lib/target.mjs';
 
 // Without system events, so that a namespace holds exactly the events a test sent.
 const weir = new Weir({ args: ['--system-events=false', '--stream-heartbeat', '1', '--stream-write-timeout', '5', '--max-subscribers', '3'] });
@@ -299,6 +301,63 @@ test('deleting the namespace ends its streams with a reason', async () => {
   assert.deepEqual(c.messages.at(-1), { id: undefined, event: 'closed', data: '{"reason":"namespace-deleted"}' });
 });
 
+// The open live streams, as /metrics counts them.
+async function liveStreams(target) {
+  const text = await (await fetch(`${target.api}/metrics`)).text();
+  return Number(/^weir_live_streams (\d+)$/m.exec(text)[1]);
+}
+
+test('a client that stops reading is cut off after the write timeout; the others go on', async () => {
+  const w = new Weir({ args: ['--system-events=false', '--stream-write-timeout', '2', '--stream-heartbeat', '1'] });
+  await w.start();
+  try {
+    await w.createNamespace('slow');
+    // 12 events of 900 kB: more than the socket buffers of loopback hold.
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(`${w.api}/api/v2/namespaces/slow/events/broadcast`, {
+        method: 'POST', body: JSON.stringify(`s${i}`.padEnd(900 * 1000, '.')),
+        headers: { 'ce-specversion': '1.0', 'ce-id': `s${i}`, 'ce-source': '/slow', 'ce-type': 't', 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 202);
+    }
+    const healthy = subscribe('slow', { target: w });
+    await healthy.open();
+
+    // A raw client that reads the head and a little, then nothing more.
+    const sock = net.connect(w.apiPort, '127.0.0.1');
+    const chunks = [];
+    let closed = false;
+    sock.on('data', (c) => { chunks.push(c); if (chunks.length === 1) sock.pause(); });
+    sock.on('close', () => { closed = true; });
+    sock.write('GET /api/v2/namespaces/slow/events/history/subscribe HTTP/1.1\r\nHost: weir\r\nAccept: text/event-stream\r\n\r\n');
+    for (let i = 0; i < 50 && await liveStreams(w) !== 2; i++) await sleep(20);
+    assert.equal(await liveStreams(w), 2);
+    const t0 = Date.now();
+    await healthy.until((x) => x.events().length === 12, 20000);
+    while (await liveStreams(w) !== 1) {
+      assert.ok(Date.now() - t0 < 8000, 'the stalled stream is still open');
+      await sleep(100);
+    }
+    assert.ok(w.logs.some((l) => l.includes('"ns":"slow"') && l.includes('live stream cut off: the client did not read')));
+
+    // Reading again, the client gets what the sockets held, then the end: not all 12 events.
+    sock.resume();
+    for (let i = 0; i < 100 && !closed; i++) await sleep(50);
+    assert.ok(closed, 'the connection was closed');
+    const text = Buffer.concat(chunks).toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.ok((text.match(/event: cloudevent/g) || []).length < 12);
+
+    // The healthy stream and ingest are untouched.
+    const [seq] = await send(w, 'slow', ids('after', 0, 1));
+    await healthy.until((x) => x.events().length === 13);
+    assert.equal(healthy.events().at(-1).seq, seq);
+    healthy.kill();
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('SIGTERM ends open streams at once, so the stop does not wait for the drain timeout', async () => {
   const w = new Weir({ args: ['--system-events=false', '--shutdown-timeout', '20'] });
   await w.start();
@@ -400,6 +459,38 @@ test('replay answers 202 with the event and adds no history row', async () => {
   assert.equal(c.events().length, 0);
 });
 
+test('a replay reaches the target of a listener that matches it, once more', async () => {
+  const w = new Weir({ args: ['--system-events=false'] });
+  const target = await new Target().start();
+  await w.start();
+  try {
+    await w.createNamespace('again');
+    const res = await fetch(`${w.api}/api/v2/namespaces/again/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.t' }], sink: target.url }),
+    });
+    assert.equal(res.status, 201);
+    const [seq] = await send(w, 'again', [{ id: 'once/more', data: { n: 7 } }, { id: 'other', type: 'com.example.other' }]);
+    await target.until(1);
+
+    const replay = await fetch(`${w.api}/api/v2/namespaces/again/events/history/replay/once/more`, { method: 'POST' });
+    assert.equal(replay.status, 202);
+    assert.equal((await replay.json()).seq, seq);
+    const [first, second] = await target.until(2);
+    for (const hit of [first, second]) {
+      assert.equal(hit.headers['ce-id'], 'once/more');
+      assert.equal(hit.headers['ce-type'], 'com.example.t');
+      assert.deepEqual(JSON.parse(hit.body), { n: 7 });
+    }
+    // The event of another type matched nothing, then or now; no history row was added.
+    await sleep(300);
+    assert.equal(target.got.length, 2);
+    assert.equal((await w.history('again')).length, 2);
+  } finally {
+    await target.stop();
+    await w.cleanup();
+  }
+});
+
 // ---- bad input -----------------------------------------------------------------------------
 
 test('bad input is refused with the exact status and problem, and changes nothing', async () => {
@@ -485,11 +576,14 @@ test('retention removes what it should and nothing else', async () => {
     await w.createNamespace('bycount');
     assert.equal((await put('forever', { retention: { max_age: 0, max_count: 0 } })).status, 201);
     assert.equal((await put('byage', { retention: { max_age: 'PT4S', max_count: 100 } })).status, 201);
+    assert.equal((await put('both', { retention: { max_age: 'PT4S', max_count: 2 } })).status, 201);
     await send(w, 'bycount', ids('c', 0, 12));
     await send(w, 'forever', ids('f', 0, 12));
     await send(w, 'byage', ids('old', 0, 4));
+    await send(w, 'both', ids('old', 0, 1));
     await sleep(4500);
     await send(w, 'byage', ids('new', 0, 3));
+    await send(w, 'both', ids('new', 0, 3));
 
     const until = async (ns, n) => {
       for (let i = 0; i < 60; i++) {
@@ -501,6 +595,8 @@ test('retention removes what it should and nothing else', async () => {
     };
     assert.deepEqual((await until('bycount', 5)).map((i) => i.event.id), ['c7', 'c8', 'c9', 'c10', 'c11']);
     assert.deepEqual((await until('byage', 3)).map((i) => i.event.id), ['new0', 'new1', 'new2']);
+    // Both set: the old one goes for its age, the oldest new one for the count.
+    assert.deepEqual((await until('both', 2)).map((i) => i.event.id), ['new1', 'new2']);
     await sleep(1500); // another sweep: still nothing more goes
     assert.equal((await w.history('bycount')).length, 5);
     assert.equal((await w.history('forever')).length, 12);
