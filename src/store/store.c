@@ -256,7 +256,7 @@ static int apply_job(weir_store_t *s, weir_store_write_t *w)
 }
 
 /* Once its commit is durable, the namespace set learns what a namespace job changed. */
-static void apply_ns_change(weir_store_t *s, ns_job_t *job)
+static void apply_ns_change(weir_store_t *s, const ns_job_t *job)
 {
     if (job->op == JOB_CALL) {
         return;
@@ -286,11 +286,7 @@ static void release_items(weir_store_write_t *w, int status)
 static void finish_job(weir_store_t *s, weir_store_write_t *w, int status)
 {
     if (is_ns_job(w)) {
-        ns_job_t *job = (ns_job_t *)w;
-        if (status == 0) {
-            apply_ns_change(s, job);
-        }
-        waiter_finish(&job->wait, status);
+        waiter_finish(&((ns_job_t *)w)->wait, status);
         return;
     }
     release_items(w, status);
@@ -334,6 +330,17 @@ static void run_batch(weir_store_t *s, size_t n)
     set_ready(s, false);
     for (size_t i = 0; i < n; i++) {
         finish_job(s, s->batch[i], WEIR_EIO);
+    }
+}
+
+/* The namespace set learns a durable group's changes before the watch wakes the streams, so
+ * that a stream woken by its namespace's deletion finds it gone. */
+static void apply_ns_changes(weir_store_t *s, const weir_store_write_t *list)
+{
+    for (const weir_store_write_t *w = list; w != NULL; w = w->next) {
+        if (is_ns_job(w) && w->status == 0) {
+            apply_ns_change(s, (const ns_job_t *)w);
+        }
     }
 }
 
@@ -399,6 +406,7 @@ static void *syncer_main(void *arg)
         int rc = s->be->sync(s->db);
         set_ready(s, rc == 0);
         if (rc == 0) {
+            apply_ns_changes(s, list);
             weir_store_watch_note(s->watch, list, is_write, deleted_ns);
         }
         while (list != NULL) {

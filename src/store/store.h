@@ -260,7 +260,9 @@ int64_t weir_store_durable_seq(weir_store_t *store);
 
 /*
  * Blocks the calling thread until an event of ns with a seq above after_seq has become
- * durable since the store was opened, or timeout_ns has passed. True when one has. Events
+ * durable since the store was opened, timeout_ns has passed, or a namespace was deleted (so
+ * that its streams learn at once: weir_store_ns_exists says so by then). True when an event
+ * has. Events
  * stored before the store was opened never wake a waiter: read them with weir_store_since
  * first. Cheap: no database access.
  */

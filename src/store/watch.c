@@ -19,8 +19,9 @@ struct weir_store_watch {
     pthread_mutex_t lock;
     pthread_cond_t moved;
     int64_t horizon;
-    ns_seq_t *ns; /* one per namespace written since open and not deleted since; few, so a
-                     linear search */
+    uint64_t deletions; /* namespaces forgotten since open: ends the waits that were going on */
+    ns_seq_t *ns;       /* one per namespace written since open and not deleted since; few, so a
+                           linear search */
     size_t nns;
 };
 
@@ -90,8 +91,9 @@ static void note_one(weir_store_watch_t *w, const char *ns, int64_t seq)
 
 /*
  * A deleted namespace's entry goes, so that the list holds only namespaces that exist: without
- * this, a service that creates and deletes namespaces all day would grow it without end. Its
- * waiters are woken, so that its streams see the deletion at once.
+ * this, a service that creates and deletes namespaces all day would grow it without end. Every
+ * wait going on ends, so that the deleted namespace's streams see the deletion at once (the
+ * others wait again).
  */
 static bool forget(weir_store_watch_t *w, const char *ns)
 {
@@ -102,6 +104,7 @@ static bool forget(weir_store_watch_t *w, const char *ns)
     }
     weir_free(e->name);
     *e = w->ns[--w->nns];
+    w->deletions++;
     if (w->nns == 0) {
         weir_free(w->ns);
         w->ns = NULL;
@@ -181,7 +184,8 @@ bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_
     bool timed_out = false;
 
     pthread_mutex_lock(&w->lock);
-    while (!ns_moved(w, ns, after_seq) && !timed_out) {
+    uint64_t deletions = w->deletions;
+    while (!ns_moved(w, ns, after_seq) && !timed_out && w->deletions == deletions) {
         timed_out = pthread_cond_timedwait(&w->moved, &w->lock, &until) == ETIMEDOUT;
     }
     bool moved = ns_moved(w, ns, after_seq);

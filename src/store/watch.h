@@ -27,6 +27,8 @@ void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list
                            const char *(*deleted)(const weir_store_write_t *));
 
 int64_t weir_store_watch_horizon(weir_store_watch_t *w);
+/* Waits until ns has a durable event above after_seq (true), timeout_ns has passed, or a
+ * namespace was deleted (false). */
 bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_seq,
                            uint64_t timeout_ns);
 

@@ -132,6 +132,30 @@ static void test_deleted_namespace_wakes_nothing(void **state)
     assert_true(weir_store_wait(fx->store, "alpha", seq, 0));
 }
 
+static void *delete_later(void *arg)
+{
+    fx_t *fx = arg;
+
+    sleep_ms(50);
+    assert_int_equal(weir_store_ns_delete(fx->store, "alpha", NULL), 0);
+    return NULL;
+}
+
+/* A stream waiting on a namespace learns of its deletion at once, and finds it gone. */
+static void test_deletion_ends_waits(void **state)
+{
+    fx_t *fx = *state;
+    int64_t seq = write_range(fx, "alpha", "x", 0, 1);
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, delete_later, fx), 0);
+    uint64_t t0 = weir_mono_ns();
+    assert_false(weir_store_wait(fx->store, "alpha", seq, 5000 * MS));
+    assert_true(weir_mono_ns() - t0 < 4000 * MS);
+    assert_false(weir_store_ns_exists(fx->store, "alpha"));
+    pthread_join(t, NULL);
+}
+
 /* ---- replays --------------------------------------------------------------------------- */
 
 static void test_replay_adds_no_row(void **state)
@@ -427,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_horizon_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_wakes_on_a_new_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_namespace_wakes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deletion_ends_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_adds_no_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_of_a_missing_event_fails_alone, setup,
                                         teardown),
