@@ -13,7 +13,7 @@
 
 #include "fixture.h"
 
-#define MS 1000000u
+#define MS 1000000ull
 
 static void sleep_ms(long ms)
 {
