@@ -1,6 +1,7 @@
 /*
  * The API listener: operations endpoints (/healthz, /readyz, /metrics) and /api/v2, routed by
- * path segment.
+ * path segment; below .../events/history/ by the raw rest of the path, since an event's id may
+ * hold any number of '/'.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +14,28 @@
 
 typedef struct path {
     char *seg[SEGMENTS_MAX];
+    size_t end[SEGMENTS_MAX]; /* where each segment ends in the raw path */
     size_t n;
+    bool more; /* the path goes on past SEGMENTS_MAX segments */
     char *copy;
 } path_t;
 
-/* Splits the path at '/', ignoring empty segments. False when it has too many. */
-static bool path_split(const char *url, path_t *p)
+/* Splits the path at '/', ignoring empty segments, up to SEGMENTS_MAX of them. */
+static void path_split(const char *url, path_t *p)
 {
     p->copy = weir_strdup(url);
     p->n = 0;
+    p->more = false;
     char *save = NULL;
     for (char *s = strtok_r(p->copy, "/", &save); s != NULL; s = strtok_r(NULL, "/", &save)) {
         if (p->n == SEGMENTS_MAX) {
-            return false;
+            p->more = true;
+            break;
         }
-        p->seg[p->n++] = s;
+        p->seg[p->n] = s;
+        p->end[p->n] = (size_t)(s - p->copy) + strlen(s);
+        p->n++;
     }
-    return true;
 }
 
 static bool is(const weir_req_t *req, const char *method)
@@ -253,44 +259,33 @@ static enum MHD_Result handle_broadcast(weir_req_t *req, const char *name)
     return weir_ingest_start(req, namespaces, 1, true);
 }
 
-/* The id of history/{id}: the rest of the path, which may hold '/'. */
-static const char *history_id(const weir_req_t *req)
-{
-    const char *at = strstr(req->url, "/events/history/");
-    return at ? at + strlen("/events/history/") : "";
-}
-
-/* The id of history/replay/{id}, which may hold '/'. */
-static const char *replay_id(const weir_req_t *req)
-{
-    const char *at = strstr(req->url, "/events/history/replay/");
-    return at ? at + strlen("/events/history/replay/") : "";
-}
-
 /*
- * .../events/history[/...] with p->seg[5] "history". history/subscribe is the live stream, so
- * GET of an event whose id is "subscribe" is not possible; POST history/replay/{id} replays,
- * while GET of it finds an event whose id starts with "replay/".
+ * .../events/history[/...] with p->seg[5] "history", routed by what follows "history/" in the
+ * raw path, so that an id keeps every '/' it holds, however many. history/subscribe is the
+ * live stream, so GET of an event whose id is "subscribe" is not possible; POST
+ * history/replay/{id} replays, while GET of it finds an event whose id starts with "replay/".
  */
 static enum MHD_Result route_history(weir_req_t *req, const path_t *p, const char *ns)
 {
     if (!weir_store_ns_exists(req->srv->store, ns)) {
         return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
     }
-    bool replay = p->n >= 8 && strcmp(p->seg[6], "replay") == 0;
+    const char *rest = req->url + p->end[5];
+    rest += rest[0] == '/' ? 1 : 0;
+    bool replay = strncmp(rest, "replay/", 7) == 0;
     if (replay && is(req, MHD_HTTP_METHOD_POST)) {
-        return weir_history_replay(req, ns, replay_id(req));
+        return weir_history_replay(req, ns, rest + 7);
     }
     if (!is(req, MHD_HTTP_METHOD_GET)) {
         return not_allowed(req, replay ? "GET, POST" : "GET");
     }
-    if (p->n == 6) {
+    if (rest[0] == '\0') {
         return weir_history_list(req, ns);
     }
-    if (p->n == 7 && strcmp(p->seg[6], "subscribe") == 0) {
+    if (strcmp(rest, "subscribe") == 0) {
         return weir_stream_subscribe(req, ns);
     }
-    return weir_history_get(req, ns, history_id(req));
+    return weir_history_get(req, ns, rest);
 }
 
 /* .../filters, .../filters/{name} and .../logs of an existing namespace. */
@@ -331,6 +326,9 @@ static enum MHD_Result route_namespaces(weir_req_t *req, const path_t *p)
     if (strcmp(p->seg[5], "history") == 0) {
         return route_history(req, p, name);
     }
+    if (p->more) {
+        return not_found(req);
+    }
     if (strcmp(p->seg[5], "listeners") == 0 && p->n <= 7) {
         return weir_listeners_handle(req, name, p->n == 7 ? p->seg[6] : NULL);
     }
@@ -341,10 +339,9 @@ enum MHD_Result weir_api_handle(weir_req_t *req)
 {
     path_t p;
     enum MHD_Result rc;
-    if (!path_split(req->url, &p)) {
-        rc = not_found(req);
-    } else if (p.n == 1 && (strcmp(p.seg[0], "healthz") == 0 || strcmp(p.seg[0], "readyz") == 0 ||
-                            strcmp(p.seg[0], "metrics") == 0)) {
+    path_split(req->url, &p);
+    if (p.n == 1 && (strcmp(p.seg[0], "healthz") == 0 || strcmp(p.seg[0], "readyz") == 0 ||
+                     strcmp(p.seg[0], "metrics") == 0)) {
         rc = handle_ops(req, p.seg[0]);
     } else if (p.n >= 3 && strcmp(p.seg[0], "api") == 0 && strcmp(p.seg[1], "v2") == 0 &&
                strcmp(p.seg[2], "namespaces") == 0) {

@@ -9,6 +9,12 @@
 
 #define HISTORY_LIMIT_DEFAULT 50
 #define HISTORY_LIMIT_MAX     1000
+/* A page's events stop here (after at least one): a thousand events of 1 MiB would otherwise
+ * make an answer of a GiB, held twice in memory while it is built. */
+#define HISTORY_PAGE_BYTES (4 * 1024 * 1024)
+/* A filtered page examines at most this many events, so that a search that matches little
+ * never walks a whole big namespace in one request; its next_cursor goes on from there. */
+#define HISTORY_SCAN_MAX 10000
 
 /* Appends one stored event as {"seq","received","namespace","event"}. */
 static void record_json(weir_buf_t *b, const weir_store_record_t *r)
@@ -57,7 +63,9 @@ static int parse_query(weir_req_t *req, const char *ns, weir_store_query_t *q, w
                               .source = weir_req_arg(req, "source"),
                               .text = weir_req_arg(req, "text"),
                               .from_us = INT64_MIN,
-                              .until_us = INT64_MAX};
+                              .until_us = INT64_MAX,
+                              .max_bytes = HISTORY_PAGE_BYTES,
+                              .max_scan = HISTORY_SCAN_MAX};
     int rc;
     if ((rc = parse_number_arg(req, "limit", 1, HISTORY_LIMIT_MAX, &limit, err)) != 0 ||
         (rc = parse_number_arg(req, "cursor", 1, INT64_MAX, &cursor, err)) != 0 ||
@@ -73,27 +81,26 @@ static int parse_query(weir_req_t *req, const char *ns, weir_store_query_t *q, w
 enum MHD_Result weir_history_list(weir_req_t *req, const char *ns)
 {
     weir_store_query_t q;
+    weir_store_page_t page;
     weir_err_t err = {0};
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
     if (parse_query(req, ns, &q, &err) != 0 ||
-        weir_store_history(req->srv->store, &q, &recs, &n, &err) != 0) {
+        weir_store_history(req->srv->store, &q, &page, &err) != 0) {
         return weir_problem_err(req, &err);
     }
 
     weir_buf_t b = WEIR_BUF_INIT;
     weir_buf_puts(&b, "{\"items\":[");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < page.n; i++) {
         weir_buf_puts(&b, i ? "," : "");
-        record_json(&b, &recs[i]);
+        record_json(&b, &page.recs[i]);
     }
     weir_buf_puts(&b, "],\"next_cursor\":");
-    if (n == q.limit && n > 0) {
-        weir_buf_printf(&b, "\"%lld\"}", (long long)recs[n - 1].seq);
+    if (page.next > 0) {
+        weir_buf_printf(&b, "\"%lld\"}", (long long)page.next);
     } else {
         weir_buf_puts(&b, "null}");
     }
-    weir_store_records_free(recs, n);
+    weir_store_page_free(&page);
     return weir_respond_json(req, MHD_HTTP_OK, &b);
 }
 

@@ -1,9 +1,11 @@
 /*
  * GET .../events/history/subscribe: a namespace's events as server-sent events. Each stream
  * reads from the store at its own pace, a page at a time, from the seq its client last saw
- * (Last-Event-ID or ?after=) and then waits for new events to become durable. So a slow client
- * costs a page of memory and never makes weir buffer without bound; a client that reads nothing
- * for --stream-write-timeout is cut off.
+ * (Last-Event-ID or ?after=; the oldest event when neither is given) and then waits for new
+ * events to become durable. So a slow client costs a page of memory and never makes weir buffer
+ * without bound; a client that reads nothing for --stream-write-timeout is cut off. Events that
+ * retention removed before the stream could send them are announced as a gap, so that a client
+ * that resumes after a long absence knows what it missed.
  *
  * Thread-per-connection mode lets the content reader block on the connection's own thread;
  * it waits in short slices so that a stop is seen within STOP_CHECK_NS.
@@ -17,7 +19,7 @@
 #include "http/internal.h"
 
 #define PAGE_EVENTS   64
-#define PAGE_BYTES    (256 * 1024) /* a page stops growing here, mid-page if need be */
+#define PAGE_BYTES    (256 * 1024) /* a page's events stop here (after at least one) */
 #define BLOCK_SIZE    (32 * 1024)
 #define STOP_CHECK_NS 100000000u
 #define NS_PER_S      1000000000u
@@ -27,6 +29,8 @@ typedef struct stream {
     char *ns;
     int fd;            /* the client's socket, watched for a hang-up while the stream waits */
     int64_t pos;       /* every event of ns up to here was sent (or does not exist) */
+    int64_t told;      /* retention's removals up to here were announced (or predate the start) */
+    bool from_oldest;  /* no start was given: removals before the first page are not a gap */
     weir_buf_t out;    /* what is still to be handed to libmicrohttpd */
     size_t sent;       /* bytes of out handed so far */
     uint64_t handed;   /* when the reader last returned bytes */
@@ -60,6 +64,16 @@ static void put_event(weir_buf_t *b, const weir_store_record_t *r)
     weir_buf_putc(b, '\n');
 }
 
+/* Announces that retention removed events of (after, through] before they could be sent; any
+ * of them that remain follow. No id: where the client stands does not move. */
+static void put_gap(weir_buf_t *b, int64_t after, int64_t through)
+{
+    weir_buf_printf(b,
+                    "event: gap\ndata: {\"reason\":\"retention\",\"after\":%" PRId64
+                    ",\"through\":%" PRId64 "}\n\n",
+                    after, through);
+}
+
 /* Ends the stream after a last message that says why: a comment, and an event for clients. */
 static void put_close(stream_t *st, const char *reason, const char *detail)
 {
@@ -71,31 +85,36 @@ static void put_close(stream_t *st, const char *reason, const char *detail)
 /* ---- reading the store ----------------------------------------------------------------- */
 
 /*
- * Appends the next page of durable events. Once every event up to the horizon has been sent,
- * pos moves to the horizon, so that a wait is not woken again by events that are already
- * gone (retention, a deleted namespace) or already sent.
+ * Appends the next page of durable events: the store stops it at PAGE_BYTES, so that a stream
+ * that catches up through big events holds one page of them, not PAGE_EVENTS. Once every event
+ * up to the horizon has been sent, the store's next moves pos to the horizon, so that a wait is
+ * not woken again by events that are already gone (retention, a deleted namespace) or sent.
  */
 static int read_page(stream_t *st)
 {
-    weir_store_t *store = st->srv->store;
-    int64_t horizon = weir_store_durable_seq(store);
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
-    size_t i = 0;
+    weir_store_page_t page;
 
-    int rc = weir_store_since(store, st->ns, st->pos, PAGE_EVENTS, &recs, &n, NULL);
+    int rc =
+        weir_store_since(st->srv->store, st->ns, st->pos, PAGE_EVENTS, PAGE_BYTES, &page, NULL);
     if (rc != 0) {
         return rc;
     }
-    for (; i < n && recs[i].seq <= horizon && st->out.len < PAGE_BYTES; i++) {
-        put_event(&st->out, &recs[i]);
-        st->pos = recs[i].seq;
+    if (page.trimmed > st->pos && page.trimmed > st->told) {
+        if (!st->from_oldest) {
+            put_gap(&st->out, st->pos > st->told ? st->pos : st->told, page.trimmed);
+            WEIR_LOG(WEIR_LOG_DEBUG, "http", st->ns,
+                     "live stream at seq %" PRId64 " missed events up to %" PRId64
+                     ": removed by retention",
+                     st->pos, page.trimmed);
+        }
+        st->told = page.trimmed;
     }
-    bool all_sent = i == n ? n < PAGE_EVENTS : recs[i].seq > horizon;
-    if (all_sent && horizon > st->pos) {
-        st->pos = horizon;
+    st->from_oldest = false;
+    for (size_t i = 0; i < page.n; i++) {
+        put_event(&st->out, &page.recs[i]);
     }
-    weir_store_records_free(recs, n);
+    st->pos = page.next;
+    weir_store_page_free(&page);
     return 0;
 }
 
@@ -141,13 +160,21 @@ static void fill(stream_t *st)
 
 /* ---- the content reader ---------------------------------------------------------------- */
 
-/* A client whose socket took longer than the write timeout to take the last piece is cut off;
- * the final message follows what is queued, so that no event is cut in half. */
-static void check_slow(stream_t *st)
+/* True when the stream last handed bytes over longer ago than the write timeout. */
+static bool stalled(const stream_t *st)
 {
     uint64_t limit = (uint64_t)st->srv->settings->stream_write_timeout_s * NS_PER_S;
 
-    if (!st->closing && st->handed != 0 && weir_mono_ns() - st->handed > limit) {
+    return st->handed != 0 && weir_mono_ns() - st->handed > limit;
+}
+
+/* A client that still reads, but so slowly that its socket took longer than the write timeout
+ * to take the last piece, is cut off; the final message follows what is queued, so that no
+ * event is cut in half. (One that reads nothing at all is dropped by libmicrohttpd's timeout
+ * of the connection; stream_free tells that apart.) */
+static void check_slow(stream_t *st)
+{
+    if (!st->closing && stalled(st)) {
         WEIR_LOG(WEIR_LOG_INFO, "http", st->ns, "live stream cut off: the client did not read");
         put_close(st, "slow-client", "the client read nothing for longer than the write timeout");
     }
@@ -181,6 +208,11 @@ static void stream_free(void *cls)
     stream_t *st = cls;
 
     atomic_fetch_sub(&st->srv->subscribers, 1);
+    /* Heartbeats hand bytes over more often than the timeout, so a stream that ends without a
+     * final message or a hang-up, long after its last hand-off, was timed out for not reading. */
+    if (!st->closing && !st->gone && stalled(st)) {
+        WEIR_LOG(WEIR_LOG_INFO, "http", st->ns, "live stream cut off: the client did not read");
+    }
     WEIR_LOG(WEIR_LOG_DEBUG, "http", st->ns, "live stream closed at seq %" PRId64, st->pos);
     weir_buf_free(&st->out);
     weir_free(st->ns);
@@ -206,24 +238,41 @@ static bool parse_seq(const char *s, int64_t *out)
     return true;
 }
 
-/* Where the stream starts: Last-Event-ID wins over ?after=, since a reconnecting client keeps
- * its first URL and adds the header. */
-static int start_seq(weir_req_t *req, int64_t *after, weir_err_t *err)
+/*
+ * Where the stream starts: Last-Event-ID wins over ?after=, since a reconnecting client keeps
+ * its first URL and adds the header. *given names the one used, or is NULL for neither (the
+ * stream starts from the oldest event). A seq above the durable horizon was never given by this
+ * weir (its database is another, or lost commits under --no-sync): refused, rather than leaving
+ * the stream silent until new events pass it.
+ */
+static int start_seq(weir_req_t *req, int64_t *after, const char **given, weir_err_t *err)
 {
     const char *last = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Last-Event-ID");
     const char *arg = weir_req_arg(req, "after");
+    const char *value = NULL;
 
     *after = 0;
+    *given = NULL;
     if (last != NULL && last[0] != '\0') {
-        if (!parse_seq(last, after)) {
-            return weir_err_set(err, WEIR_EINVAL, "Last-Event-ID",
-                                "must be the seq of an event: a whole number, 0 or more");
-        }
+        *given = "Last-Event-ID";
+        value = last;
+    } else if (arg != NULL) {
+        *given = "after";
+        value = arg;
+    }
+    if (value == NULL) {
         return 0;
     }
-    if (arg != NULL && !parse_seq(arg, after)) {
-        return weir_err_set(err, WEIR_EINVAL, "after",
+    if (!parse_seq(value, after)) {
+        return weir_err_set(err, WEIR_EINVAL, *given,
                             "must be the seq of an event: a whole number, 0 or more");
+    }
+    int64_t newest = weir_store_durable_seq(req->srv->store);
+    if (*after > newest) {
+        return weir_err_set(err, WEIR_EINVAL, *given,
+                            "is above the newest seq this weir has given (%" PRId64
+                            "): not a position in this stream",
+                            newest);
     }
     return 0;
 }
@@ -249,8 +298,9 @@ enum MHD_Result weir_stream_subscribe(weir_req_t *req, const char *ns)
 {
     weir_err_t err = {0};
     int64_t after = 0;
+    const char *given = NULL;
 
-    if (start_seq(req, &after, &err) != 0) {
+    if (start_seq(req, &after, &given, &err) != 0) {
         return weir_problem_err(req, &err);
     }
     unsigned max = req->srv->settings->max_subscribers;
@@ -264,6 +314,8 @@ enum MHD_Result weir_stream_subscribe(weir_req_t *req, const char *ns)
     st->srv = req->srv;
     st->ns = weir_strdup(ns);
     st->pos = after;
+    st->told = after;
+    st->from_oldest = given == NULL;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     st->fd = info != NULL ? info->connect_fd : -1;

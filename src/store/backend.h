@@ -59,12 +59,12 @@ typedef struct weir_store_backend {
     /* Writer, outside any transaction: commits a tiny write to learn whether storage works. */
     int (*probe)(void *db);
 
-    /* Reads, from any thread; the arguments were checked by store.c. */
-    int (*history)(void *db, const weir_store_query_t *q, weir_store_record_t **out, size_t *n,
-                   weir_err_t *err);
-    int (*since)(void *db, const char *ns, int64_t after_seq, size_t limit,
-                 weir_store_record_t **out, size_t *n, weir_err_t *err);
-    int (*get)(void *db, const char *ns, const char *id, const char *source,
+    /* Reads, from any thread; the arguments were checked by store.c, which also bounds them
+     * by the durable horizon (q->before_seq, through_seq). */
+    int (*history)(void *db, const weir_store_query_t *q, weir_store_page_t *out, weir_err_t *err);
+    int (*since)(void *db, const char *ns, int64_t after_seq, int64_t through_seq, size_t limit,
+                 size_t max_bytes, weir_store_page_t *out, weir_err_t *err);
+    int (*get)(void *db, const char *ns, const char *id, const char *source, int64_t through_seq,
                weir_store_record_t *out, weir_err_t *err);
     int (*count)(void *db, const char *ns, int64_t *count, weir_err_t *err);
 
@@ -74,11 +74,14 @@ typedef struct weir_store_backend {
     int (*retention_get)(void *db, const char *ns, weir_store_retention_t *out, weir_err_t *err);
     /* Writer: sets it; WEIR_ENOTFOUND when the namespace does not exist. */
     int (*retention_set)(void *db, const char *ns, const weir_store_retention_t *r);
+    /* Read: the seq of ns's newest event that is not among its newest keep (> 0), or 0 when
+     * it holds no more than keep. */
+    int (*trim_cut)(void *db, const char *ns, int64_t keep, int64_t *through_seq, weir_err_t *err);
     /*
      * Writer: deletes at most max_rows of ns's oldest events that were received before
-     * before_us (INT64_MIN: none on age) or are not among the newest keep (0: no limit).
+     * before_us (INT64_MIN: none on age) or have a seq at or below through_seq (0: none).
      */
-    int (*trim)(void *db, const char *ns, int64_t before_us, int64_t keep, size_t max_rows,
+    int (*trim)(void *db, const char *ns, int64_t before_us, int64_t through_seq, size_t max_rows,
                 size_t *deleted);
 
     /* Listeners and deliveries (sqlite_listen.c). Writer: */

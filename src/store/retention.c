@@ -2,7 +2,9 @@
  * retention.c: how long and how many events each namespace keeps, and the background thread
  * that removes the rest. Removal runs as small jobs through the writer queue (at most
  * STEP_ROWS rows each, with a pause between them), so that ingest never waits behind a long
- * delete and a sweep over a million old events costs many short turns of the writer.
+ * delete and a sweep over a million old events costs many short turns of the writer. Where a
+ * sweep cuts is read once, beside the writer, so that a step costs the same whether the
+ * namespace keeps a hundred events or a million.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,8 +34,7 @@ typedef struct set_job {
 
 typedef struct trim_job {
     const char *ns;
-    int64_t before_us;
-    int64_t keep;
+    const weir_store_cut_t *cut;
     size_t max_rows;
     size_t deleted;
 } trim_job_t;
@@ -88,27 +89,45 @@ int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_sto
     return call_err(weir_store_call(store, run_set, &job), err);
 }
 
+int weir_store_retention_cut(weir_store_t *store, const char *ns,
+                             const weir_store_retention_t *policy, int64_t now_us,
+                             weir_store_cut_t *out, weir_err_t *err)
+{
+    const weir_store_backend_t *be;
+    void *db;
+
+    *out = (weir_store_cut_t){.before_us = INT64_MIN, .through_seq = 0};
+    if (ns == NULL || policy == NULL || policy->max_age_us < 0 || policy->max_count < 0) {
+        return weir_err_set(err, WEIR_EINVAL, "retention", "not a complete retention policy");
+    }
+    if (policy->max_age_us > 0 && policy->max_age_us < now_us) {
+        out->before_us = now_us - policy->max_age_us;
+    }
+    if (policy->max_count == 0) {
+        return 0;
+    }
+    weir_store_backend_of(store, &be, &db);
+    return be->trim_cut(db, ns, policy->max_count, &out->through_seq, err);
+}
+
 static int run_trim(const weir_store_backend_t *be, void *db, void *arg)
 {
     trim_job_t *job = arg;
-    return be->trim(db, job->ns, job->before_us, job->keep, job->max_rows, &job->deleted);
+    return be->trim(db, job->ns, job->cut->before_us, job->cut->through_seq, job->max_rows,
+                    &job->deleted);
 }
 
-int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_retention_t *policy,
-                    int64_t now_us, size_t max_rows, size_t *deleted, weir_err_t *err)
+int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_cut_t *cut,
+                    size_t max_rows, size_t *deleted, weir_err_t *err)
 {
-    trim_job_t job = {
-        .ns = ns, .before_us = INT64_MIN, .keep = policy->max_count, .max_rows = max_rows};
+    trim_job_t job = {.ns = ns, .cut = cut, .max_rows = max_rows};
 
     *deleted = 0;
-    if (ns == NULL || policy->max_age_us < 0 || policy->max_count < 0) {
-        return weir_err_set(err, WEIR_EINVAL, "retention", "not a complete retention policy");
+    if (ns == NULL || cut == NULL || cut->through_seq < 0) {
+        return weir_err_set(err, WEIR_EINVAL, "retention", "not a retention cut");
     }
-    if (max_rows == 0 || (policy->max_age_us == 0 && policy->max_count == 0)) {
+    if (max_rows == 0 || (cut->before_us == INT64_MIN && cut->through_seq == 0)) {
         return 0;
-    }
-    if (policy->max_age_us > 0) {
-        job.before_us = policy->max_age_us < now_us ? now_us - policy->max_age_us : INT64_MIN;
     }
     int rc = call_err(weir_store_call(store, run_trim, &job), err);
     *deleted = job.deleted;
@@ -155,18 +174,25 @@ static bool policy_of(weir_store_retainer_t *r, const char *ns, weir_store_reten
     return p->max_age_us > 0 || p->max_count > 0;
 }
 
+/* The cut is found once, on a reader, so that each step through the writer is short however
+ * many events the namespace keeps. */
 static void sweep_ns(weir_store_retainer_t *r, const char *ns)
 {
     weir_store_retention_t p;
+    weir_store_cut_t cut;
+    weir_err_t err = {0};
     size_t total = 0;
     size_t deleted = STEP_ROWS;
 
     if (!policy_of(r, ns, &p)) {
         return;
     }
+    if (weir_store_retention_cut(r->store, ns, &p, weir_wall_us(), &cut, &err) != 0) {
+        WEIR_LOG(WEIR_LOG_WARN, MODULE, ns, "retention cannot find its cut: %s", err.msg);
+        return;
+    }
     while (deleted == STEP_ROWS && pause_for(r, total > 0 ? STEP_PAUSE_NS : 0)) {
-        weir_err_t err = {0};
-        if (weir_store_trim(r->store, ns, &p, weir_wall_us(), STEP_ROWS, &deleted, &err) != 0) {
+        if (weir_store_trim(r->store, ns, &cut, STEP_ROWS, &deleted, &err) != 0) {
             WEIR_LOG(WEIR_LOG_WARN, MODULE, ns, "retention step failed: %s", err.msg);
             break;
         }

@@ -108,6 +108,9 @@ static const char *const migrations[] = {
     "  event TEXT NOT NULL,"
     "  created_us INTEGER NOT NULL"
     ");",
+    /* The newest seq retention has removed from a namespace, so that a live stream that resumes
+     * below it can tell its client which events it will not see. */
+    "ALTER TABLE namespaces ADD COLUMN trimmed_seq INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -137,8 +140,12 @@ typedef enum stmt_id {
     ST_LAST_SEQ,
     ST_RETENTION_GET,
     ST_RETENTION_SET,
+    ST_NTH_NEWEST,
     ST_TRIM_AGE,
     ST_TRIM_COUNT,
+    ST_TRIMMED_SET,
+    ST_TRIMMED_GET,
+    ST_READ_BEGIN,
     ST_FILTER_FIND,
     ST_FILTER_PUT,
     ST_FILTER_DELETE,
@@ -187,18 +194,19 @@ static const char *const stmt_sql[ST_MAX] = {
                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     /* instr() rather than LIKE, so that '%' and '_' in a search are plain characters. */
     [ST_HISTORY] = "SELECT " RECORD_COLUMNS " FROM events"
-                   " WHERE ns = ?1 AND seq < ?2 AND received_us >= ?3 AND received_us < ?4"
+                   " WHERE ns = ?1 AND seq < ?2 AND seq > ?9"
+                   " AND received_us >= ?3 AND received_us < ?4"
                    " AND (?5 IS NULL OR instr(type, ?5) > 0)"
                    " AND (?6 IS NULL OR source = ?6)"
                    " AND (?7 IS NULL OR instr(event, ?7) > 0)"
                    " ORDER BY seq DESC LIMIT ?8",
     [ST_SINCE] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND seq > ?2"
-                 " ORDER BY seq ASC LIMIT ?3",
+                 " AND seq <= ?4 ORDER BY seq ASC LIMIT ?3",
     /* "+seq": ordering by the bare column lets the planner walk events_ns_seq from the newest
      * event, testing every id on the way (hundreds of ms for an old event of a big namespace);
      * the unary plus leaves it the unique (ns, id, source) index and a sort of a row or two. */
     [ST_GET] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND id = ?2"
-               " AND (?3 IS NULL OR source = ?3) ORDER BY +seq DESC LIMIT 1",
+               " AND (?3 IS NULL OR source = ?3) AND seq <= ?4 ORDER BY +seq DESC LIMIT 1",
     [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
     [ST_COUNT_ALL] = "SELECT count(*) FROM events",
     /* sqlite_sequence holds the highest seq ever given, deleted events included. */
@@ -210,10 +218,18 @@ static const char *const stmt_sql[ST_MAX] = {
     /* Only among the oldest ?3, so that a step's cost is bounded even when nothing is old:
      * received_us grows with seq, bar the jitter between receipt and commit. */
     [ST_TRIM_AGE] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
-                    " ORDER BY seq LIMIT ?3) AND received_us < ?2",
+                    " ORDER BY seq LIMIT ?3) AND received_us < ?2 RETURNING seq",
+    /* The seq of the event of ns that has ?3 newer ones below ?2. Walks ?3 index entries: run
+     * on a reader (once per retention sweep, never per step; once per filtered page). */
+    [ST_NTH_NEWEST] = "SELECT seq FROM events WHERE ns = ?1 AND seq < ?2"
+                      " ORDER BY seq DESC LIMIT 1 OFFSET ?3",
+    /* The cut is found beforehand, so that a step reads only the rows it deletes. */
     [ST_TRIM_COUNT] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ns = ?1"
-                      " AND seq <= (SELECT seq FROM events WHERE ns = ?1 ORDER BY seq DESC"
-                      " LIMIT 1 OFFSET ?2) ORDER BY seq LIMIT ?3)",
+                      " AND seq <= ?2 ORDER BY seq LIMIT ?3) RETURNING seq",
+    [ST_TRIMMED_SET] =
+        "UPDATE namespaces SET trimmed_seq = ?2 WHERE name = ?1 AND trimmed_seq < ?2",
+    [ST_TRIMMED_GET] = "SELECT trimmed_seq FROM namespaces WHERE name = ?1",
+    [ST_READ_BEGIN] = "BEGIN",
 };
 
 /* A connection with its prepared statements, made on first use and kept. */
@@ -980,31 +996,81 @@ static void record_fill(sqlite3_stmt *st, weir_store_record_t *r)
     r->born_inside = sqlite3_column_int(st, 4) != 0;
 }
 
+/* The LIMIT of a page's query: one row more than the page takes, to learn whether any is left. */
+static int64_t limit_over(size_t limit)
+{
+    int64_t l = limit_i64(limit);
+    return l < INT64_MAX ? l + 1 : l;
+}
+
+/*
+ * Steps a bound query, gathering rows into page until it is full: limit rows, or the next row's
+ * JSON would take it past max_bytes (0: no bound) while it holds one already. *more says whether
+ * a row was left. Resets the statement.
+ */
+static int collect_page(conn_t *c, sqlite3_stmt *st, size_t limit, size_t max_bytes,
+                        weir_store_page_t *page, bool *more, weir_err_t *err)
+{
+    size_t cap = 0;
+    size_t bytes = 0;
+    int rc;
+
+    *more = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (page->n == limit || (max_bytes > 0 && page->n > 0 && bytes + len > max_bytes)) {
+            *more = true;
+            break;
+        }
+        if (page->n == cap) {
+            cap = cap == 0 ? 16 : cap * 2;
+            page->recs = weir_realloc(page->recs, cap * sizeof(*page->recs));
+        }
+        record_fill(st, &page->recs[page->n++]);
+        bytes += len;
+    }
+    stmt_done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        weir_store_records_free(page->recs, page->n);
+        page->recs = NULL;
+        page->n = 0;
+        return weir_err_set(err, log_failure(c->db, "read events"), NULL,
+                            "storage failed; see the server log");
+    }
+    return 0;
+}
+
 /* Steps a bound query to its end, gathering its rows; resets the statement. */
 static int collect(conn_t *c, sqlite3_stmt *st, weir_store_record_t **out, size_t *n,
                    weir_err_t *err)
 {
-    weir_store_record_t *recs = NULL;
-    size_t count = 0;
-    size_t cap = 0;
-    int rc;
+    weir_store_page_t page = {0};
+    bool more;
 
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap == 0 ? 16 : cap * 2;
-            recs = weir_realloc(recs, cap * sizeof(*recs));
-        }
-        record_fill(st, &recs[count++]);
+    int rc = collect_page(c, st, SIZE_MAX, 0, &page, &more, err);
+    *out = page.recs;
+    *n = page.n;
+    return rc;
+}
+
+/* The seq of ns's event that has skip newer ones below below_seq, or 0 when there is none. */
+static int nth_newest(conn_t *c, const char *ns, int64_t below_seq, int64_t skip, int64_t *seq)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_NTH_NEWEST);
+
+    *seq = 0;
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, below_seq);
+    sqlite3_bind_int64(st, 3, skip);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
     }
     stmt_done(st);
-    if (rc != SQLITE_DONE) {
-        weir_store_records_free(recs, count);
-        return weir_err_set(err, log_failure(c->db, "read events"), NULL,
-                            "storage failed; see the server log");
-    }
-    *out = recs;
-    *n = count;
-    return 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : log_failure(c->db, "find a seq");
 }
 
 /* Takes a reader and its prepared statement; WEIR_EIO when either cannot be had. */
@@ -1021,17 +1087,29 @@ static int reader_stmt(sqlite_db_t *d, stmt_id_t id, conn_t **c, sqlite3_stmt **
     return 0;
 }
 
-static int sq_history(void *db, const weir_store_query_t *q, weir_store_record_t **out, size_t *n,
-                      weir_err_t *err)
+static bool filtered(const weir_store_query_t *q)
 {
-    sqlite_db_t *d = db;
-    conn_t *c;
-    sqlite3_stmt *st;
+    return q->type != NULL || q->source != NULL || q->text != NULL || q->from_us != INT64_MIN ||
+           q->until_us != INT64_MAX;
+}
 
-    int rc = reader_stmt(d, ST_HISTORY, &c, &st, err);
-    if (rc != 0) {
-        return rc;
+/*
+ * Where a filtered page stops examining events: the newest event below before_seq that is not
+ * among the max_scan it may examine (0: it may go down to the oldest). An unfiltered page
+ * examines only the events it returns. No transaction joins this read to the page's: below
+ * before_seq (the durable horizon at most) events can only go, never come.
+ */
+static int scan_floor(conn_t *c, const weir_store_query_t *q, int64_t *floor)
+{
+    *floor = 0;
+    if (q->max_scan == 0 || !filtered(q)) {
+        return 0;
     }
+    return nth_newest(c, q->ns, q->before_seq, limit_i64(q->max_scan), floor);
+}
+
+static void bind_query(sqlite3_stmt *st, const weir_store_query_t *q, int64_t floor)
+{
     bind_text(st, 1, q->ns);
     sqlite3_bind_int64(st, 2, q->before_seq);
     sqlite3_bind_int64(st, 3, q->from_us);
@@ -1039,32 +1117,101 @@ static int sq_history(void *db, const weir_store_query_t *q, weir_store_record_t
     bind_text(st, 5, q->type);
     bind_text(st, 6, q->source);
     bind_text(st, 7, q->text);
-    sqlite3_bind_int64(st, 8, limit_i64(q->limit));
-    rc = collect(c, st, out, n, err);
-    reader_give(d, c);
-    return rc;
+    sqlite3_bind_int64(st, 8, limit_over(q->limit));
+    sqlite3_bind_int64(st, 9, floor);
 }
 
-static int sq_since(void *db, const char *ns, int64_t after_seq, size_t limit,
-                    weir_store_record_t **out, size_t *n, weir_err_t *err)
+static int sq_history(void *db, const weir_store_query_t *q, weir_store_page_t *out,
+                      weir_err_t *err)
 {
     sqlite_db_t *d = db;
     conn_t *c;
     sqlite3_stmt *st;
+    int64_t floor = 0;
+    bool more = false;
+
+    int rc = reader_stmt(d, ST_HISTORY, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (scan_floor(c, q, &floor) != 0) {
+        reader_give(d, c);
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    bind_query(st, q, floor);
+    rc = collect_page(c, st, q->limit, q->max_bytes, out, &more, err);
+    reader_give(d, c);
+    if (rc == 0 && more) {
+        out->next = out->recs[out->n - 1].seq;
+    } else if (rc == 0 && floor > 0) {
+        out->next = floor + 1; /* the scan stopped above floor: go on from it */
+    }
+    return rc;
+}
+
+/* The newest seq retention has removed from ns (0 when none, or ns is gone). */
+static int trimmed_get(conn_t *c, const char *ns, int64_t *seq)
+{
+    sqlite3_stmt *st = stmt_get(c, ST_TRIMMED_GET);
+
+    *seq = 0;
+    if (st == NULL) {
+        return WEIR_EIO;
+    }
+    bind_text(st, 1, ns);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+    }
+    stmt_done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : log_failure(c->db, "read trimmed_seq");
+}
+
+/* Ends a reader's transaction, so that its snapshot does not outlive the read. */
+static void read_end(conn_t *c)
+{
+    if (!sqlite3_get_autocommit(c->db) && exec_stmt(c, ST_COMMIT) != 0) {
+        exec_stmt(c, ST_ROLLBACK);
+    }
+}
+
+/* The events and what retention removed are read in one snapshot, so that a page never has
+ * events that its trimmed_seq says are gone, nor misses a removal that shaped it. */
+static int sq_since(void *db, const char *ns, int64_t after_seq, int64_t through_seq, size_t limit,
+                    size_t max_bytes, weir_store_page_t *out, weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c;
+    sqlite3_stmt *st;
+    bool more = false;
 
     int rc = reader_stmt(d, ST_SINCE, &c, &st, err);
     if (rc != 0) {
         return rc;
     }
+    if (exec_stmt(c, ST_READ_BEGIN) != 0) {
+        reader_give(d, c);
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
     bind_text(st, 1, ns);
     sqlite3_bind_int64(st, 2, after_seq);
-    sqlite3_bind_int64(st, 3, limit_i64(limit));
-    rc = collect(c, st, out, n, err);
+    sqlite3_bind_int64(st, 3, limit_over(limit));
+    sqlite3_bind_int64(st, 4, through_seq);
+    rc = collect_page(c, st, limit, max_bytes, out, &more, err);
+    if (rc == 0 && trimmed_get(c, ns, &out->trimmed) != 0) {
+        weir_store_page_free(out);
+        rc = weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    read_end(c);
     reader_give(d, c);
+    if (rc == 0) {
+        out->next =
+            more ? out->recs[out->n - 1].seq : (through_seq > after_seq ? through_seq : after_seq);
+    }
     return rc;
 }
 
-static int sq_get(void *db, const char *ns, const char *id, const char *source,
+static int sq_get(void *db, const char *ns, const char *id, const char *source, int64_t through_seq,
                   weir_store_record_t *out, weir_err_t *err)
 {
     sqlite_db_t *d = db;
@@ -1080,6 +1227,7 @@ static int sq_get(void *db, const char *ns, const char *id, const char *source,
     bind_text(st, 1, ns);
     bind_text(st, 2, id);
     bind_text(st, 3, source);
+    sqlite3_bind_int64(st, 4, through_seq);
     rc = collect(c, st, &recs, &n, err);
     reader_give(d, c);
     if (rc == 0 && n == 0) {
@@ -1198,12 +1346,14 @@ static int sq_retention_set(void *db, const char *ns, const weir_store_retention
     return sqlite3_changes(c->db) == 1 ? 0 : WEIR_ENOTFOUND;
 }
 
-/* Runs one bounded DELETE of the trim statements; adds what it removed to *deleted. */
+/* Runs one bounded DELETE of the trim statements; adds what it removed to *deleted and raises
+ * *newest to the newest seq it removed. */
 static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound, size_t rows,
-                     size_t *deleted)
+                     size_t *deleted, int64_t *newest)
 {
     conn_t *c = d->writer;
     sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(c, id);
+    int rc;
 
     if (st == NULL) {
         return writer_failed(d);
@@ -1211,28 +1361,72 @@ static int trim_step(sqlite_db_t *d, stmt_id_t id, const char *ns, int64_t bound
     bind_text(st, 1, ns);
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, limit_i64(rows));
-    int rc = sqlite3_step(st);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        *newest = seq > *newest ? seq : *newest;
+        (*deleted)++;
+    }
     stmt_done(st);
     if (rc != SQLITE_DONE) {
         log_failure(c->db, "apply retention");
         return writer_failed(d);
     }
-    *deleted += (size_t)sqlite3_changes(c->db);
     return 0;
 }
 
-static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t keep, size_t max_rows,
-                   size_t *deleted)
+/* Raises the namespace's trimmed_seq to seq. */
+static int trimmed_set(sqlite_db_t *d, const char *ns, int64_t seq)
+{
+    sqlite3_stmt *st = d->txn_lost ? NULL : stmt_get(d->writer, ST_TRIMMED_SET);
+
+    if (st == NULL) {
+        return writer_failed(d);
+    }
+    bind_text(st, 1, ns);
+    sqlite3_bind_int64(st, 2, seq);
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE) {
+        log_failure(d->writer->db, "note what retention removed");
+        return writer_failed(d);
+    }
+    return 0;
+}
+
+static int sq_trim_cut(void *db, const char *ns, int64_t keep, int64_t *through_seq,
+                       weir_err_t *err)
+{
+    sqlite_db_t *d = db;
+    conn_t *c = reader_take(d);
+
+    *through_seq = 0;
+    if (c == NULL || nth_newest(c, ns, INT64_MAX, keep, through_seq) != 0) {
+        if (c != NULL) {
+            reader_give(d, c);
+        }
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
+    }
+    reader_give(d, c);
+    return 0;
+}
+
+static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t through_seq,
+                   size_t max_rows, size_t *deleted)
 {
     sqlite_db_t *d = db;
     int rc = 0;
 
+    int64_t newest = 0;
+
     *deleted = 0;
     if (before_us != INT64_MIN) {
-        rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted);
+        rc = trim_step(d, ST_TRIM_AGE, ns, before_us, max_rows, deleted, &newest);
     }
-    if (rc == 0 && keep > 0 && *deleted < max_rows) {
-        rc = trim_step(d, ST_TRIM_COUNT, ns, keep, max_rows - *deleted, deleted);
+    if (rc == 0 && through_seq > 0 && *deleted < max_rows) {
+        rc = trim_step(d, ST_TRIM_COUNT, ns, through_seq, max_rows - *deleted, deleted, &newest);
+    }
+    if (rc == 0 && newest > 0) {
+        rc = trimmed_set(d, ns, newest);
     }
     return rc;
 }
@@ -1397,6 +1591,7 @@ const weir_store_backend_t weir_store_sqlite = {
     .last_seq = sq_last_seq,
     .retention_get = sq_retention_get,
     .retention_set = sq_retention_set,
+    .trim_cut = sq_trim_cut,
     .trim = sq_trim,
     .listener_put = weir_sqlite_listener_put,
     .listener_delete = weir_sqlite_listener_delete,

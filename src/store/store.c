@@ -133,6 +133,14 @@ static bool is_write(const weir_store_write_t *w)
     return !is_ns_job(w);
 }
 
+/* The namespace a job deletes, or NULL. */
+static const char *deleted_ns(const weir_store_write_t *w)
+{
+    const ns_job_t *job = (const ns_job_t *)w;
+
+    return is_ns_job(w) && job->op == NS_DELETE ? job->name : NULL;
+}
+
 /* ---- the namespace set ----------------------------------------------------------------- */
 
 static int ns_cmp(const void *name, const void *ns)
@@ -248,7 +256,7 @@ static int apply_job(weir_store_t *s, weir_store_write_t *w)
 }
 
 /* Once its commit is durable, the namespace set learns what a namespace job changed. */
-static void apply_ns_change(weir_store_t *s, ns_job_t *job)
+static void apply_ns_change(weir_store_t *s, const ns_job_t *job)
 {
     if (job->op == JOB_CALL) {
         return;
@@ -281,11 +289,7 @@ static void release_items(weir_store_write_t *w, int status)
 static void finish_job(weir_store_t *s, weir_store_write_t *w, int status)
 {
     if (is_ns_job(w)) {
-        ns_job_t *job = (ns_job_t *)w;
-        if (status == 0) {
-            apply_ns_change(s, job);
-        }
-        waiter_finish(&job->wait, status);
+        waiter_finish(&((ns_job_t *)w)->wait, status);
         return;
     }
     release_items(w, status);
@@ -329,6 +333,17 @@ static void run_batch(weir_store_t *s, size_t n)
     set_ready(s, false);
     for (size_t i = 0; i < n; i++) {
         finish_job(s, s->batch[i], WEIR_EIO);
+    }
+}
+
+/* The namespace set learns a durable group's changes before the watch wakes the streams, so
+ * that a stream woken by its namespace's deletion finds it gone. */
+static void apply_ns_changes(weir_store_t *s, const weir_store_write_t *list)
+{
+    for (const weir_store_write_t *w = list; w != NULL; w = w->next) {
+        if (is_ns_job(w) && w->status == 0) {
+            apply_ns_change(s, (const ns_job_t *)w);
+        }
     }
 }
 
@@ -394,7 +409,8 @@ static void *syncer_main(void *arg)
         int rc = s->be->sync(s->db);
         set_ready(s, rc == 0);
         if (rc == 0) {
-            weir_store_watch_note(s->watch, list, is_write);
+            apply_ns_changes(s, list);
+            weir_store_watch_note(s->watch, list, is_write, deleted_ns);
         }
         while (list != NULL) {
             weir_store_write_t *next = list->next;
@@ -837,32 +853,46 @@ void weir_store_record_clear(weir_store_record_t *rec)
     memset(rec, 0, sizeof(*rec));
 }
 
-int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
-                       size_t *n, weir_err_t *err)
+void weir_store_page_free(weir_store_page_t *page)
 {
-    *out = NULL;
-    *n = 0;
+    if (page == NULL) {
+        return;
+    }
+    weir_store_records_free(page->recs, page->n);
+    memset(page, 0, sizeof(*page));
+}
+
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_page_t *out,
+                       weir_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
     if (q == NULL || q->ns == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
     }
     if (q->limit == 0 || q->from_us >= q->until_us) {
         return 0;
     }
-    return store->be->history(store->db, q, out, n, err);
+    weir_store_query_t durable = *q;
+    int64_t horizon = weir_store_durable_seq(store);
+    if (durable.before_seq > horizon) {
+        durable.before_seq = horizon + 1;
+    }
+    return store->be->history(store->db, &durable, out, err);
 }
 
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
-                     weir_store_record_t **out, size_t *n, weir_err_t *err)
+                     size_t max_bytes, weir_store_page_t *out, weir_err_t *err)
 {
-    *out = NULL;
-    *n = 0;
+    memset(out, 0, sizeof(*out));
+    out->next = after_seq;
     if (ns == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "no namespace given");
     }
     if (limit == 0) {
         return 0;
     }
-    return store->be->since(store->db, ns, after_seq, limit, out, n, err);
+    return store->be->since(store->db, ns, after_seq, weir_store_durable_seq(store), limit,
+                            max_bytes, out, err);
 }
 
 int weir_store_get(weir_store_t *store, const char *ns, const char *id, const char *source,
@@ -872,7 +902,7 @@ int weir_store_get(weir_store_t *store, const char *ns, const char *id, const ch
     if (ns == NULL || id == NULL) {
         return weir_err_set(err, WEIR_EINVAL, ns == NULL ? "namespace" : "id", "not given");
     }
-    return store->be->get(store->db, ns, id, source, out, err);
+    return store->be->get(store->db, ns, id, source, weir_store_durable_seq(store), out, err);
 }
 
 int weir_store_count(weir_store_t *store, const char *ns, int64_t *count, weir_err_t *err)

@@ -173,6 +173,12 @@ int weir_store_write_sync(weir_store_t *store, weir_store_item_t *items, size_t 
 
 /* ---- reading events -------------------------------------------------------------------- */
 
+/*
+ * Reads show only durable events: those with a seq at or below weir_store_durable_seq. The
+ * writer's commit is visible before the syncer has made it durable, and a power loss in between
+ * would take back an event that a reader had already shown (and give its seq to another).
+ */
+
 typedef struct weir_store_record {
     int64_t seq;
     int64_t received_us;
@@ -186,6 +192,17 @@ void weir_store_records_free(weir_store_record_t *recs, size_t n);
 /* Frees what one record holds (as weir_store_get fills it) and zeroes it. */
 void weir_store_record_clear(weir_store_record_t *rec);
 
+/* A page of events read from a namespace. */
+typedef struct weir_store_page {
+    weir_store_record_t *recs; /* free with weir_store_page_free */
+    size_t n;
+    int64_t next;    /* where the next page goes on (see each read) */
+    int64_t trimmed; /* weir_store_since: the newest seq retention has removed from ns, read
+                        with the events (0: none) */
+} weir_store_page_t;
+
+void weir_store_page_free(weir_store_page_t *page);
+
 typedef struct weir_store_query {
     const char *ns;
     const char *type;   /* substring of type, or NULL */
@@ -195,15 +212,32 @@ typedef struct weir_store_query {
     int64_t until_us;   /* received before (INT64_MAX: no bound) */
     int64_t before_seq; /* only seq < before_seq (INT64_MAX: from the newest) */
     size_t limit;
+    size_t max_bytes; /* the page ends before its events' JSON would pass this, but holds at
+                         least one event (0: no bound) */
+    size_t max_scan;  /* with a filter (type, source, text, from, until), at most this many
+                         events of ns are examined, matching or not (0: no bound) */
 } weir_store_query_t;
 
-/* A namespace's events matching q, newest first, at most q->limit. */
-int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_record_t **out,
-                       size_t *n, weir_err_t *err);
+/*
+ * A page of ns's events matching q, newest first: at most q->limit, within q->max_bytes. The
+ * page's next is the before_seq that goes on after it, or 0 when no event below it matches,
+ * so that the last page is known as such. A page that max_bytes or max_scan ended may hold
+ * fewer than q->limit events (with max_scan none at all) and still have a next.
+ */
+int weir_store_history(weir_store_t *store, const weir_store_query_t *q, weir_store_page_t *out,
+                       weir_err_t *err);
 
-/* Events of ns with seq > after_seq, oldest first, at most limit (catch-up for live streams). */
+/*
+ * Events of ns with a seq above after_seq, oldest first: at most limit, within max_bytes as
+ * weir_store_query_t has it (catch-up for live streams). The page's next is the seq to go on
+ * after: its last event's, or, once every durable event of ns above after_seq is in the page,
+ * the durable horizon, so that a caller that waits for newer events is not woken again by
+ * events that are already gone (retention, or another namespace's) or already read. The page's
+ * trimmed tells a caller whose after_seq is below it that retention removed events it has not
+ * read (not necessarily all below trimmed: any left come in the page).
+ */
 int weir_store_since(weir_store_t *store, const char *ns, int64_t after_seq, size_t limit,
-                     weir_store_record_t **out, size_t *n, weir_err_t *err);
+                     size_t max_bytes, weir_store_page_t *out, weir_err_t *err);
 
 /*
  * The event of ns with this id (and source, when not NULL); the newest when several sources
@@ -227,7 +261,9 @@ int64_t weir_store_durable_seq(weir_store_t *store);
 
 /*
  * Blocks the calling thread until an event of ns with a seq above after_seq has become
- * durable since the store was opened, or timeout_ns has passed. True when one has. Events
+ * durable since the store was opened, timeout_ns has passed, or a namespace was deleted (so
+ * that its streams learn at once: weir_store_ns_exists says so by then). True when an event
+ * has. Events
  * stored before the store was opened never wake a waiter: read them with weir_store_since
  * first. Cheap: no database access.
  */
@@ -251,13 +287,30 @@ int weir_store_retention_get(weir_store_t *store, const char *ns, weir_store_ret
 int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_store_retention_t *r,
                              weir_err_t *err);
 
+/* Where retention cuts a namespace: what one sweep removes, fixed when the sweep begins. */
+typedef struct weir_store_cut {
+    int64_t before_us;   /* events received before this go (INT64_MIN: none for their age) */
+    int64_t through_seq; /* events with a seq at or below this go (0: none for their count) */
+} weir_store_cut_t;
+
+/*
+ * Reads, on the caller's thread and never through the writer, where policy (no -1 fields) cuts
+ * ns at now_us. Finding the count's cut walks the newest max_count events of ns once, so a sweep
+ * calls this once and then steps with weir_store_trim. Events that arrive afterwards are newer
+ * than the cut, so it stays right while they arrive: it may remove fewer than the policy would
+ * by then, never more. WEIR_EINVAL for an incomplete policy.
+ */
+int weir_store_retention_cut(weir_store_t *store, const char *ns,
+                             const weir_store_retention_t *policy, int64_t now_us,
+                             weir_store_cut_t *out, weir_err_t *err);
+
 /*
  * One step of retention, through the writer queue so that it commits between writes: deletes
- * at most max_rows of ns's oldest events that policy (no -1 fields) does not keep at now_us,
- * and sets *deleted. Call again while *deleted == max_rows. Synchronous.
+ * at most max_rows of ns's oldest events that cut removes, and sets *deleted. Its cost follows
+ * max_rows, whatever the policy keeps. Call again while *deleted == max_rows. Synchronous.
  */
-int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_retention_t *policy,
-                    int64_t now_us, size_t max_rows, size_t *deleted, weir_err_t *err);
+int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_cut_t *cut,
+                    size_t max_rows, size_t *deleted, weir_err_t *err);
 
 /*
  * A background thread that applies retention to every namespace every interval_ms, in small

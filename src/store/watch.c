@@ -19,7 +19,9 @@ struct weir_store_watch {
     pthread_mutex_t lock;
     pthread_cond_t moved;
     int64_t horizon;
-    ns_seq_t *ns; /* one per namespace written since open; few, so a linear search */
+    uint64_t deletions; /* namespaces forgotten since open: ends the waits that were going on */
+    ns_seq_t *ns;       /* one per namespace written since open and not deleted since; few, so a
+                           linear search */
     size_t nns;
 };
 
@@ -87,22 +89,60 @@ static void note_one(weir_store_watch_t *w, const char *ns, int64_t seq)
     }
 }
 
+/*
+ * A deleted namespace's entry goes, so that the list holds only namespaces that exist: without
+ * this, a service that creates and deletes namespaces all day would grow it without end. Every
+ * wait going on ends, so that the deleted namespace's streams see the deletion at once (the
+ * others wait again).
+ */
+static bool forget(weir_store_watch_t *w, const char *ns)
+{
+    ns_seq_t *e = find(w, ns);
+
+    if (e == NULL) {
+        return false;
+    }
+    weir_free(e->name);
+    *e = w->ns[--w->nns];
+    w->deletions++;
+    if (w->nns == 0) {
+        weir_free(w->ns);
+        w->ns = NULL;
+    }
+    return true;
+}
+
+/* Notes the events one durable write stored; true when it stored any. */
+static bool note_write(weir_store_watch_t *w, const weir_store_write_t *wr)
+{
+    bool moved = false;
+
+    for (size_t i = 0; i < wr->nitems; i++) {
+        const weir_store_item_t *it = &wr->items[i];
+        if (!it->duplicate && !it->replay && it->seq > 0) {
+            note_one(w, it->ns, it->seq);
+            moved = true;
+        }
+    }
+    return moved;
+}
+
 void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list,
-                           bool (*counts)(const weir_store_write_t *))
+                           bool (*counts)(const weir_store_write_t *),
+                           const char *(*deleted)(const weir_store_write_t *))
 {
     bool moved = false;
 
     pthread_mutex_lock(&w->lock);
     for (const weir_store_write_t *wr = list; wr != NULL; wr = wr->next) {
-        if (!counts(wr) || wr->status != 0) {
+        if (wr->status != 0) {
             continue;
         }
-        for (size_t i = 0; i < wr->nitems; i++) {
-            const weir_store_item_t *it = &wr->items[i];
-            if (!it->duplicate && !it->replay && it->seq > 0) {
-                note_one(w, it->ns, it->seq);
-                moved = true;
-            }
+        const char *gone = deleted(wr);
+        if (gone != NULL) {
+            moved = forget(w, gone) || moved;
+        } else if (counts(wr)) {
+            moved = note_write(w, wr) || moved;
         }
     }
     if (moved) {
@@ -144,7 +184,8 @@ bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_
     bool timed_out = false;
 
     pthread_mutex_lock(&w->lock);
-    while (!ns_moved(w, ns, after_seq) && !timed_out) {
+    uint64_t deletions = w->deletions;
+    while (!ns_moved(w, ns, after_seq) && !timed_out && w->deletions == deletions) {
         timed_out = pthread_cond_timedwait(&w->moved, &w->lock, &until) == ETIMEDOUT;
     }
     bool moved = ns_moved(w, ns, after_seq);

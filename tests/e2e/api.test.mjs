@@ -145,6 +145,29 @@ test('history of one event, with an id holding a slash', async () => {
   await problem(await api('/api/v2/namespaces/nowhere/events/history'), 404);
 });
 
+test('history/{id} and replay/{id} take an id of any number of segments', async () => {
+  await weir.createNamespace('deep');
+  const deep = Array.from({ length: 20 }, (_, i) => `s${i}`).join('/');
+  for (const id of [deep, '/lead//double/', 'replay/x', 'subscribe']) {
+    assert.equal((await binary('deep', id)).status, 202, id);
+  }
+  for (const id of [deep, '/lead//double/', 'replay/x']) {
+    const res = await api(`/api/v2/namespaces/deep/events/history/${id}`);
+    assert.equal(res.status, 200, id);
+    assert.equal((await res.json()).event.id, id);
+  }
+  const res = await api(`/api/v2/namespaces/deep/events/history/replay/${deep}`, { method: 'POST' });
+  assert.equal(res.status, 202);
+  assert.equal((await res.json()).id, deep);
+  // Too deep for an id that does not exist is still a plain 404 about the event.
+  await problem(await api(`/api/v2/namespaces/deep/events/history/${deep}/more`), 404);
+  // history/subscribe is the live stream: an event of that id is found by listing, not by id.
+  const ids = (await (await api('/api/v2/namespaces/deep/events/history')).json()).items.map((i) => i.event.id);
+  assert.ok(ids.includes('subscribe'));
+  // Other routes keep their exact shape.
+  await problem(await api(`/api/v2/namespaces/deep/events/listeners/${deep}`), 404);
+});
+
 test('history refuses malformed parameters', async () => {
   await weir.createNamespace('params');
   for (const [query, attribute] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=abc', 'limit'],

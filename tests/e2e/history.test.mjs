@@ -1,10 +1,12 @@
-// History against the real binary: paging under concurrent writes, filters, the live stream
-// (server-sent events) with reconnection, heartbeats and shutdown, replay, retention, and the
-// refusal of bad input.
+// History against the real binary: paging under concurrent writes, filters, page bounds, the
+// live stream (server-sent events) with reconnection, heartbeats, gaps, slow clients and
+// shutdown, replay, retention, and the refusal of bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Weir } from './lib/weir.mjs';
 import { SseClient } from './lib/sse.mjs';
+import { Target } from './lib/target.mjs';
 
 // Without system events, so that a namespace holds exactly the events a test sent.
 const weir = new Weir({ args: ['--system-events=false', '--stream-heartbeat', '1', '--stream-write-timeout', '5', '--max-subscribers', '3'] });
@@ -129,6 +131,68 @@ test('each history filter narrows to exactly the matching events, also across pa
   assert.equal(expect((i) => i.received >= mid).length, 20);
 });
 
+test('a page that holds the last event has no next_cursor', async () => {
+  await weir.createNamespace('exact');
+  await send(weir, 'exact', ids('x', 0, 3));
+  let page = await (await api('/api/v2/namespaces/exact/events/history?limit=3')).json();
+  assert.equal(page.items.length, 3);
+  assert.equal(page.next_cursor, null);
+  page = await (await api('/api/v2/namespaces/exact/events/history?limit=2')).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['x2', 'x1']);
+  assert.equal(page.next_cursor, String(page.items[1].seq));
+  page = await (await api(`/api/v2/namespaces/exact/events/history?limit=2&cursor=${page.next_cursor}`)).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['x0']);
+  assert.equal(page.next_cursor, null);
+});
+
+// Sends one event whose data is a JSON string of `size` characters (binary mode).
+async function sendBig(ns, id, size) {
+  const res = await api(`/api/v2/namespaces/${ns}/events/broadcast`, {
+    method: 'POST', body: JSON.stringify(id.padEnd(size, '.')),
+    headers: { 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': '/big', 'ce-type': 't.big', 'content-type': 'application/json' },
+  });
+  assert.equal(res.status, 202, await res.clone().text());
+  return (await res.json()).events[0].seq;
+}
+
+test('a page of big events stops at 4 MiB, and paging still sees each event once', async () => {
+  await weir.createNamespace('big');
+  for (let i = 0; i < 10; i++) await sendBig('big', `big${i}`, 900 * 1000);
+  const pages = [];
+  let cursor = '';
+  for (let n = 0; n < 20; n++) {
+    const res = await api(`/api/v2/namespaces/big/events/history?limit=50${cursor}`);
+    assert.equal(res.status, 200);
+    const page = await res.json();
+    pages.push(page.items.map((i) => i.event.id));
+    if (!page.next_cursor) break;
+    assert.equal(page.next_cursor, String(page.items.at(-1).seq));
+    cursor = `&cursor=${page.next_cursor}`;
+  }
+  // 900 kB each: four fit in 4 MiB, a fifth would not.
+  assert.deepEqual(pages.map((p) => p.length), [4, 4, 2]);
+  assert.deepEqual(pages.flat(), Array.from({ length: 10 }, (_, i) => `big${9 - i}`));
+  // One event bigger than the budget on its own still comes, alone.
+  const page = await (await api('/api/v2/namespaces/big/events/history?limit=1')).json();
+  assert.equal(page.items[0].event.data.length, 900 * 1000);
+});
+
+test('a filtered page examines at most 10000 events and goes on from where it stopped', async () => {
+  await weir.createNamespace('haystack');
+  await send(weir, 'haystack', [{ id: 'needle', data: { word: 'needle' } }]);
+  for (let i = 0; i < 12000; i += 1000) await send(weir, 'haystack', ids('hay', i, i + 1000)); // 1000 a batch at most
+  const H = '/api/v2/namespaces/haystack/events/history?text=needle';
+  let page = await (await api(H)).json();
+  assert.deepEqual(page.items, [], 'the newest 10000 hold no match');
+  assert.notEqual(page.next_cursor, null);
+  page = await (await api(`${H}&cursor=${page.next_cursor}`)).json();
+  assert.deepEqual(page.items.map((i) => i.event.id), ['needle']);
+  assert.equal(page.next_cursor, null);
+  // Without a filter nothing is skipped: a full page at once.
+  page = await (await api('/api/v2/namespaces/haystack/events/history?limit=1000')).json();
+  assert.equal(page.items.length, 1000);
+});
+
 // ---- the live stream -----------------------------------------------------------------------
 
 test('a stream killed mid-way and resumed with Last-Event-ID sees every event once, in order', async () => {
@@ -237,6 +301,63 @@ test('deleting the namespace ends its streams with a reason', async () => {
   assert.deepEqual(c.messages.at(-1), { id: undefined, event: 'closed', data: '{"reason":"namespace-deleted"}' });
 });
 
+// The open live streams, as /metrics counts them.
+async function liveStreams(target) {
+  const text = await (await fetch(`${target.api}/metrics`)).text();
+  return Number(/^weir_live_streams (\d+)$/m.exec(text)[1]);
+}
+
+test('a client that stops reading is cut off after the write timeout; the others go on', async () => {
+  const w = new Weir({ args: ['--system-events=false', '--stream-write-timeout', '2', '--stream-heartbeat', '1'] });
+  await w.start();
+  try {
+    await w.createNamespace('slow');
+    // 12 events of 900 kB: more than the socket buffers of loopback hold.
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(`${w.api}/api/v2/namespaces/slow/events/broadcast`, {
+        method: 'POST', body: JSON.stringify(`s${i}`.padEnd(900 * 1000, '.')),
+        headers: { 'ce-specversion': '1.0', 'ce-id': `s${i}`, 'ce-source': '/slow', 'ce-type': 't', 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 202);
+    }
+    const healthy = subscribe('slow', { target: w });
+    await healthy.open();
+
+    // A raw client that reads the head and a little, then nothing more.
+    const sock = net.connect(w.apiPort, '127.0.0.1');
+    const chunks = [];
+    let closed = false;
+    sock.on('data', (c) => { chunks.push(c); if (chunks.length === 1) sock.pause(); });
+    sock.on('close', () => { closed = true; });
+    sock.write('GET /api/v2/namespaces/slow/events/history/subscribe HTTP/1.1\r\nHost: weir\r\nAccept: text/event-stream\r\n\r\n');
+    for (let i = 0; i < 50 && await liveStreams(w) !== 2; i++) await sleep(20);
+    assert.equal(await liveStreams(w), 2);
+    const t0 = Date.now();
+    await healthy.until((x) => x.events().length === 12, 20000);
+    while (await liveStreams(w) !== 1) {
+      assert.ok(Date.now() - t0 < 8000, 'the stalled stream is still open');
+      await sleep(100);
+    }
+    assert.ok(w.logs.some((l) => l.includes('"ns":"slow"') && l.includes('live stream cut off: the client did not read')));
+
+    // Reading again, the client gets what the sockets held, then the end: not all 12 events.
+    sock.resume();
+    for (let i = 0; i < 100 && !closed; i++) await sleep(50);
+    assert.ok(closed, 'the connection was closed');
+    const text = Buffer.concat(chunks).toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.ok((text.match(/event: cloudevent/g) || []).length < 12);
+
+    // The healthy stream and ingest are untouched.
+    const [seq] = await send(w, 'slow', ids('after', 0, 1));
+    await healthy.until((x) => x.events().length === 13);
+    assert.equal(healthy.events().at(-1).seq, seq);
+    healthy.kill();
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('SIGTERM ends open streams at once, so the stop does not wait for the drain timeout', async () => {
   const w = new Weir({ args: ['--system-events=false', '--shutdown-timeout', '20'] });
   await w.start();
@@ -253,6 +374,62 @@ test('SIGTERM ends open streams at once, so the stop does not wait for the drain
     assert.equal(code, 0);
     assert.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
     assert.deepEqual(c.messages.at(-1), { id: undefined, event: 'closed', data: '{"reason":"stopping"}' });
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('a position above the newest seq is refused, the newest itself is fine', async () => {
+  await weir.createNamespace('ahead');
+  const [seq] = await send(weir, 'ahead', ids('a', 0, 1));
+  const H = '/api/v2/namespaces/ahead/events/history/subscribe';
+  const state = await snapshot();
+  const newest = (await (await api('/api/v2/namespaces/ahead/events/history?limit=1')).json()).items[0].seq;
+  assert.equal(newest, seq);
+  let body = await problem(await api(H, { headers: { 'last-event-id': String(seq + 1000000) } }), 400, 'Last-Event-ID');
+  assert.match(body.detail, /above the newest seq/);
+  body = await problem(await api(`${H}?after=${seq + 1000000}`), 400, 'after');
+  assert.match(body.detail, /above the newest seq/);
+  assert.deepEqual(await snapshot(), state);
+
+  const c = subscribe('ahead', { lastId: seq });
+  assert.equal((await c.open()).status, 200);
+  const [next] = await send(weir, 'ahead', ids('a', 1, 2));
+  await c.until((x) => x.events().length === 1);
+  assert.equal(c.events()[0].seq, next);
+  c.kill();
+});
+
+test('a stream that resumes below what retention removed is told of the gap', async () => {
+  const w = new Weir({ args: ['--system-events=false', '--retention-interval', '1'] });
+  await w.start();
+  try {
+    const res = await fetch(`${w.api}/api/v2/namespaces/gappy`, { method: 'PUT', body: JSON.stringify({ retention: { max_count: 3 } }) });
+    assert.equal(res.status, 201);
+    const seqs = await send(w, 'gappy', ids('g', 0, 10));
+    for (let i = 0; i < 60 && (await w.history('gappy')).length !== 3; i++) await sleep(100);
+    assert.equal((await w.history('gappy')).length, 3);
+
+    const resumed = subscribe('gappy', { lastId: seqs[1], target: w });
+    await resumed.open();
+    await resumed.until((x) => x.events().length === 3);
+    resumed.kill();
+    const gap = { reason: 'retention', after: seqs[1], through: seqs[6] };
+    assert.deepEqual(resumed.messages.map((m) => m.event), ['gap', 'cloudevent', 'cloudevent', 'cloudevent']);
+    assert.equal(resumed.messages[0].id, undefined);
+    assert.deepEqual(JSON.parse(resumed.messages[0].data), gap);
+    assert.deepEqual(resumed.events().map((e) => e.event.id), ['g7', 'g8', 'g9']);
+
+    // From the oldest there is nothing to miss; above the removed ones, nothing was missed.
+    for (const [opts, expect] of [[{}, ['g7', 'g8', 'g9']], [{ after: seqs[6] }, ['g7', 'g8', 'g9']], [{ after: seqs[8] }, ['g9']]]) {
+      const c = subscribe('gappy', { ...opts, target: w });
+      await c.open();
+      await c.until((x) => x.events().length === expect.length);
+      await sleep(200);
+      c.kill();
+      assert.deepEqual(c.messages.map((m) => m.event), expect.map(() => 'cloudevent'), JSON.stringify(opts));
+      assert.deepEqual(c.events().map((e) => e.event.id), expect);
+    }
   } finally {
     await w.cleanup();
   }
@@ -280,6 +457,38 @@ test('replay answers 202 with the event and adds no history row', async () => {
   await sleep(500);
   c.kill();
   assert.equal(c.events().length, 0);
+});
+
+test('a replay reaches the target of a listener that matches it, once more', async () => {
+  const w = new Weir({ args: ['--system-events=false'] });
+  const target = await new Target().start();
+  await w.start();
+  try {
+    await w.createNamespace('again');
+    const res = await fetch(`${w.api}/api/v2/namespaces/again/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.t' }], sink: target.url }),
+    });
+    assert.equal(res.status, 201);
+    const [seq] = await send(w, 'again', [{ id: 'once/more', data: { n: 7 } }, { id: 'other', type: 'com.example.other' }]);
+    await target.until(1);
+
+    const replay = await fetch(`${w.api}/api/v2/namespaces/again/events/history/replay/once/more`, { method: 'POST' });
+    assert.equal(replay.status, 202);
+    assert.equal((await replay.json()).seq, seq);
+    const [first, second] = await target.until(2);
+    for (const hit of [first, second]) {
+      assert.equal(hit.headers['ce-id'], 'once/more');
+      assert.equal(hit.headers['ce-type'], 'com.example.t');
+      assert.deepEqual(JSON.parse(hit.body), { n: 7 });
+    }
+    // The event of another type matched nothing, then or now; no history row was added.
+    await sleep(300);
+    assert.equal(target.got.length, 2);
+    assert.equal((await w.history('again')).length, 2);
+  } finally {
+    await target.stop();
+    await w.cleanup();
+  }
 });
 
 // ---- bad input -----------------------------------------------------------------------------
@@ -367,11 +576,14 @@ test('retention removes what it should and nothing else', async () => {
     await w.createNamespace('bycount');
     assert.equal((await put('forever', { retention: { max_age: 0, max_count: 0 } })).status, 201);
     assert.equal((await put('byage', { retention: { max_age: 'PT4S', max_count: 100 } })).status, 201);
+    assert.equal((await put('both', { retention: { max_age: 'PT4S', max_count: 2 } })).status, 201);
     await send(w, 'bycount', ids('c', 0, 12));
     await send(w, 'forever', ids('f', 0, 12));
     await send(w, 'byage', ids('old', 0, 4));
+    await send(w, 'both', ids('old', 0, 1));
     await sleep(4500);
     await send(w, 'byage', ids('new', 0, 3));
+    await send(w, 'both', ids('new', 0, 3));
 
     const until = async (ns, n) => {
       for (let i = 0; i < 60; i++) {
@@ -383,6 +595,8 @@ test('retention removes what it should and nothing else', async () => {
     };
     assert.deepEqual((await until('bycount', 5)).map((i) => i.event.id), ['c7', 'c8', 'c9', 'c10', 'c11']);
     assert.deepEqual((await until('byage', 3)).map((i) => i.event.id), ['new0', 'new1', 'new2']);
+    // Both set: the old one goes for its age, the oldest new one for the count.
+    assert.deepEqual((await until('both', 2)).map((i) => i.event.id), ['new1', 'new2']);
     await sleep(1500); // another sweep: still nothing more goes
     assert.equal((await w.history('bycount')).length, 5);
     assert.equal((await w.history('forever')).length, 12);

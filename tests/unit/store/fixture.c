@@ -112,6 +112,29 @@ int fx_write(weir_store_t *store, const char *ns, const weir_event_t *ev, int64_
     return rc;
 }
 
+int64_t fx_write_range(weir_store_t *store, const char *ns, const char *prefix, int from, int to,
+                       const char *data)
+{
+    size_t n = (size_t)(to - from);
+    weir_store_item_t *items = weir_calloc(n, sizeof(*items));
+    weir_event_t **evs = weir_calloc(n, sizeof(*evs));
+
+    for (size_t i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, from + (int)i);
+        evs[i] = fx_event(id, "/src", "t.range", data);
+        items[i] = (weir_store_item_t){.ns = ns, .ev = evs[i]};
+    }
+    assert_int_equal(weir_store_write_sync(store, items, n), 0);
+    int64_t last = items[n - 1].seq;
+    for (size_t i = 0; i < n; i++) {
+        weir_ce_free(evs[i]);
+    }
+    weir_free(evs);
+    weir_free(items);
+    return last;
+}
+
 void fx_barrier(weir_store_t *store)
 {
     int rc;

@@ -32,6 +32,11 @@ weir_event_t *fx_event(const char *id, const char *source, const char *type, con
 /* Writes one event synchronously; returns the status and sets *seq. */
 int fx_write(weir_store_t *store, const char *ns, const weir_event_t *ev, int64_t *seq);
 
+/* Writes events "<prefix>-<i>" for i in [from, to) into ns in one write, each with data (JSON
+ * text, may be NULL); returns the seq of the last. */
+int64_t fx_write_range(weir_store_t *store, const char *ns, const char *prefix, int from, int to,
+                       const char *data);
+
 /* Returns once every write submitted before it has had its done callback. */
 void fx_barrier(weir_store_t *store);
 

@@ -86,15 +86,15 @@ static weir_store_query_t all_of(const char *ns, size_t limit)
 
 static size_t history_count(world_t *w, const weir_store_query_t *q)
 {
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_history(w->fx->store, q, &recs, &n, NULL), 0);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(recs[i].ns, q->ns);
-        assert_true(i == 0 || recs[i].seq < recs[i - 1].seq);
+    assert_int_equal(weir_store_history(w->fx->store, q, &page, NULL), 0);
+    for (size_t i = 0; i < page.n; i++) {
+        assert_string_equal(page.recs[i].ns, q->ns);
+        assert_true(i == 0 || page.recs[i].seq < page.recs[i - 1].seq);
     }
-    weir_store_records_free(recs, n);
+    size_t n = page.n;
+    weir_store_page_free(&page);
     return n;
 }
 
@@ -102,18 +102,44 @@ static void test_history_newest_first(void **state)
 {
     world_t *w = *state;
     weir_store_query_t q = all_of("alpha", 5);
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
-    assert_int_equal(n, 5);
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(recs[i].seq, w->seqs[EVENTS - 1 - i]);
-        assert_false(recs[i].born_inside);
-        assert_true(recs[i].received_us > 0);
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 5);
+    for (size_t i = 0; i < page.n; i++) {
+        assert_int_equal(page.recs[i].seq, w->seqs[EVENTS - 1 - i]);
+        assert_false(page.recs[i].born_inside);
+        assert_true(page.recs[i].received_us > 0);
     }
-    assert_string_equal(fx_json_str(recs[0].json, "id"), "ev-29");
-    weir_store_records_free(recs, n);
+    assert_string_equal(fx_json_str(page.recs[0].json, "id"), "ev-29");
+    assert_int_equal(page.next, w->seqs[EVENTS - 5]);
+    weir_store_page_free(&page);
+}
+
+/* A page that holds the last matching event says so: no cursor to an empty page. */
+static void test_history_next_is_exact(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", EVENTS);
+    weir_store_page_t page;
+
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, EVENTS);
+    assert_int_equal(page.next, 0);
+    weir_store_page_free(&page);
+
+    q.limit = EVENTS - 1;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, EVENTS - 1);
+    assert_int_equal(page.next, w->seqs[1]);
+    weir_store_page_free(&page);
+
+    q = all_of("alpha", 10);
+    q.type = "order"; /* exactly 10 */
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 10);
+    assert_int_equal(page.next, 0);
+    weir_store_page_free(&page);
 }
 
 static void test_history_filters(void **state)
@@ -144,15 +170,14 @@ static void test_history_text_is_literal(void **state)
 {
     world_t *w = *state;
     weir_store_query_t q = all_of("alpha", 100);
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
     /* With LIKE, '%' and '_' would also match "100%off" and "100a_off". */
     q.text = "100%_off";
-    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(fx_json_str(recs[0].json, "id"), "ev-7");
-    weir_store_records_free(recs, n);
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 1);
+    assert_string_equal(fx_json_str(page.recs[0].json, "id"), "ev-7");
+    weir_store_page_free(&page);
 
     q.text = "_off";
     assert_int_equal(history_count(w, &q), 2);
@@ -176,29 +201,36 @@ static void test_history_time_range(void **state)
     assert_int_equal(history_count(w, &q), 0);
 }
 
-/* Pages through q with a cursor; every event is seen once, in order. */
-static size_t page_through(world_t *w, weir_store_query_t q, bool *seen)
+/* Pages through q with a cursor; every event is seen once, in order. Returns the events seen,
+ * and the pages read in *pages when not NULL. */
+static size_t page_through(world_t *w, weir_store_query_t q, bool *seen, size_t *pages)
 {
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
     size_t total = 0;
+    size_t count = 0;
     int64_t last = INT64_MAX;
 
+    q.before_seq = INT64_MAX;
     do {
-        q.before_seq = last;
-        assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
-        assert_true(n <= q.limit);
-        for (size_t i = 0; i < n; i++) {
+        assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+        assert_true(page.n <= q.limit);
+        for (size_t i = 0; i < page.n; i++) {
             int index = 0;
-            assert_int_equal(sscanf(fx_json_str(recs[i].json, "id"), "ev-%d", &index), 1);
+            assert_int_equal(sscanf(fx_json_str(page.recs[i].json, "id"), "ev-%d", &index), 1);
             assert_false(seen[index]);
             seen[index] = true;
-            assert_true(recs[i].seq < last);
-            last = recs[i].seq;
+            assert_true(page.recs[i].seq < last);
+            last = page.recs[i].seq;
         }
-        total += n;
-        weir_store_records_free(recs, n);
-    } while (n == q.limit);
+        assert_true(page.next == 0 || page.next < q.before_seq);
+        q.before_seq = page.next;
+        total += page.n;
+        count++;
+        weir_store_page_free(&page);
+    } while (q.before_seq != 0);
+    if (pages != NULL) {
+        *pages = count;
+    }
     return total;
 }
 
@@ -208,7 +240,7 @@ static void test_history_cursor_paging(void **state)
     bool seen[EVENTS] = {false};
     weir_store_query_t q = all_of("alpha", 4);
 
-    assert_int_equal(page_through(w, q, seen), EVENTS);
+    assert_int_equal(page_through(w, q, seen, NULL), EVENTS);
     for (int i = 0; i < EVENTS; i++) {
         assert_true(seen[i]);
     }
@@ -216,7 +248,7 @@ static void test_history_cursor_paging(void **state)
     memset(seen, 0, sizeof(seen));
     q.type = "order";
     q.limit = 3;
-    assert_int_equal(page_through(w, q, seen), 10);
+    assert_int_equal(page_through(w, q, seen, NULL), 10);
     for (int i = 0; i < EVENTS; i++) {
         assert_int_equal(seen[i], i % 3 == 0);
     }
@@ -226,39 +258,133 @@ static void test_history_limits(void **state)
 {
     world_t *w = *state;
     weir_store_query_t q = all_of("alpha", 0);
-    weir_store_record_t *recs = NULL;
-    size_t n = 7;
+    weir_store_page_t page = {.n = 7, .next = 7};
 
-    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), 0);
-    assert_int_equal(n, 0);
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.next, 0);
     q.ns = NULL;
-    assert_int_equal(weir_store_history(w->fx->store, &q, &recs, &n, NULL), WEIR_EINVAL);
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), WEIR_EINVAL);
     q = all_of("alpha", 1);
     q.before_seq = w->seqs[0];
     assert_int_equal(history_count(w, &q), 0);
 }
 
+/* A page ends at its byte budget, after one event at least; paging still sees every event. */
+static void test_history_byte_budget(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 100);
+    weir_store_page_t page;
+    bool seen[EVENTS] = {false};
+    size_t pages = 0;
+
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    size_t one = page.recs[0].json_len;
+    size_t two = one + page.recs[1].json_len;
+    weir_store_page_free(&page);
+
+    q.max_bytes = two;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 2);
+    assert_int_equal(page.next, w->seqs[EVENTS - 2]);
+    weir_store_page_free(&page);
+    q.max_bytes = two - 1;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 1);
+    weir_store_page_free(&page);
+    q.max_bytes = 1; /* smaller than any event: one a page */
+    assert_int_equal(page_through(w, q, seen, &pages), EVENTS);
+    assert_int_equal(pages, EVENTS);
+}
+
+/* A filtered page examines at most max_scan events and goes on where it stopped, so a page may
+ * be short, even empty, and still have a next; paging finds every match once. */
+static void test_history_scan_bound(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 100);
+    weir_store_page_t page;
+    bool seen[EVENTS] = {false};
+    size_t pages = 0;
+
+    q.type = "order"; /* ev-0, ev-3, ... ev-27 */
+    q.max_scan = 7;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 2); /* ev-27 and ev-24 among ev-29 to ev-23 */
+    assert_int_equal(page.next, w->seqs[22] + 1);
+    weir_store_page_free(&page);
+
+    assert_int_equal(page_through(w, q, seen, &pages), 10);
+    assert_int_equal(pages, 5); /* 30 events, 7 at a time */
+    for (int i = 0; i < EVENTS; i++) {
+        assert_int_equal(seen[i], i % 3 == 0);
+    }
+
+    /* Within a window, a full page goes on after its last event. */
+    q.limit = 1;
+    q.before_seq = INT64_MAX;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 1);
+    assert_int_equal(page.next, w->seqs[27]);
+    weir_store_page_free(&page);
+
+    /* A time bound is a filter too; without any filter the page is not bounded by the scan. */
+    q = all_of("alpha", 100);
+    q.max_scan = 7;
+    q.from_us = w->mid_us;
+    assert_int_equal(history_count(w, &q), 7);
+    q.from_us = INT64_MIN;
+    assert_int_equal(history_count(w, &q), EVENTS);
+}
+
 static void test_since(void **state)
 {
     world_t *w = *state;
-    weir_store_record_t *recs = NULL;
-    size_t n = 0;
+    weir_store_page_t page;
 
-    assert_int_equal(weir_store_since(w->fx->store, "alpha", w->seqs[9], 5, &recs, &n, NULL), 0);
-    assert_int_equal(n, 5);
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(recs[i].seq, w->seqs[10 + i]);
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", w->seqs[9], 5, 0, &page, NULL), 0);
+    assert_int_equal(page.n, 5);
+    for (size_t i = 0; i < page.n; i++) {
+        assert_int_equal(page.recs[i].seq, w->seqs[10 + i]);
     }
-    weir_store_records_free(recs, n);
+    assert_int_equal(page.next, w->seqs[14]);
+    weir_store_page_free(&page);
 
-    assert_int_equal(weir_store_since(w->fx->store, "alpha", 0, 1000, &recs, &n, NULL), 0);
-    assert_int_equal(n, EVENTS);
-    weir_store_records_free(recs, n);
+    /* Every event read: next is the durable horizon, past beta's newer event. */
+    int64_t horizon = weir_store_durable_seq(w->fx->store);
+    assert_true(horizon > w->seqs[EVENTS - 1]);
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", 0, 1000, 0, &page, NULL), 0);
+    assert_int_equal(page.n, EVENTS);
+    assert_int_equal(page.next, horizon);
+    weir_store_page_free(&page);
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", 0, EVENTS, 0, &page, NULL), 0);
+    assert_int_equal(page.n, EVENTS);
+    assert_int_equal(page.next, horizon);
+    weir_store_page_free(&page);
 
     assert_int_equal(
-        weir_store_since(w->fx->store, "alpha", w->seqs[EVENTS - 1], 10, &recs, &n, NULL), 0);
-    assert_int_equal(n, 0);
-    weir_store_records_free(recs, n);
+        weir_store_since(w->fx->store, "alpha", w->seqs[EVENTS - 1], 10, 0, &page, NULL), 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.next, horizon);
+    weir_store_page_free(&page);
+}
+
+/* A stream's page ends at its byte budget too, and goes on from its last event. */
+static void test_since_byte_budget(void **state)
+{
+    world_t *w = *state;
+    weir_store_page_t page;
+
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", 0, 64, 1, &page, NULL), 0);
+    assert_int_equal(page.n, 1);
+    assert_int_equal(page.next, w->seqs[0]);
+    size_t two = page.recs[0].json_len * 2 + 1;
+    weir_store_page_free(&page);
+    assert_int_equal(weir_store_since(w->fx->store, "alpha", w->seqs[0], 64, two, &page, NULL), 0);
+    assert_int_equal(page.n, 2);
+    assert_int_equal(page.next, w->seqs[2]);
+    weir_store_page_free(&page);
 }
 
 static void test_get(void **state)
@@ -326,12 +452,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_history_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_next_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_text_is_literal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_time_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_cursor_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_byte_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_scan_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_since_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_born_inside, setup, teardown),
