@@ -2,8 +2,10 @@
  * filter.c: Knative's filter dialects (the CloudEvents Subscriptions API filters): exact,
  * prefix, suffix, all, any, not and cesql, and the context globs of a listener's event type.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cesql/cesql.h"
@@ -198,12 +200,42 @@ static bool attrs_match(const weir_route_filter_t *f, const weir_event_t *ev)
     return true;
 }
 
+/*
+ * One CESQL result per thread, kept from one match to the next: a result that once held a
+ * computed string longer than its inline space keeps the scratch block it allocated, so that
+ * such expressions cost one allocation per thread rather than one per event. The key's
+ * destructor releases it when its thread ends (libmicrohttpd ends a thread per connection).
+ */
+static pthread_key_t result_key;
+static pthread_once_t result_once = PTHREAD_ONCE_INIT;
+
+static void result_release(void *p)
+{
+    weir_cesql_result_free(p);
+    weir_free(p);
+}
+
+static void result_key_create(void)
+{
+    if (pthread_key_create(&result_key, result_release) != 0) {
+        abort(); /* only when the process has run out of keys: nothing sensible is left */
+    }
+}
+
+static weir_cesql_result_t *thread_result(void)
+{
+    pthread_once(&result_once, result_key_create);
+    weir_cesql_result_t *res = pthread_getspecific(result_key);
+    if (res == NULL) {
+        res = weir_calloc(1, sizeof(*res)); /* all zero: WEIR_CESQL_RESULT_INIT */
+        pthread_setspecific(result_key, res);
+    }
+    return res;
+}
+
 static bool cesql_match(const weir_route_filter_t *f, const weir_event_t *ev)
 {
-    weir_cesql_result_t res = WEIR_CESQL_RESULT_INIT;
-    bool ok = weir_cesql_match(f->prog, ev, &res);
-    weir_cesql_result_free(&res);
-    return ok;
+    return weir_cesql_match(f->prog, ev, thread_result());
 }
 
 bool weir_route_filter_match(const weir_route_filter_t *f, const weir_event_t *ev)
