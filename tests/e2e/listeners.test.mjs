@@ -84,6 +84,10 @@ test('Knative filter dialects', () => withWeir(async (weir, target) => {
     { any: [{ exact: { region: 'a' } }, { exact: { region: 'b' } }] },
     { not: { exact: { region: 'b' } } },
     { cesql: "LENGTH(subject) > 6 AND subject LIKE 'order%'" },
+    // accepted as Knative accepts them, and with no say, as in Knative's broker
+    { all: [] },
+    { any: [] },
+    { any: [{ all: [] }, { exact: { type: 'a' } }] },
   ];
   await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a', filters }], sink: t.url });
   const ok = { type: 'a', subject: 'order-eu', extra: { 'ce-region': 'a' } };
@@ -272,7 +276,9 @@ test('invalid listeners are refused with 400 naming the field, and nothing is st
     [{ ...ok, events: [{ type: 'a', filters: [{ exact: { a: 'x' }, prefix: { a: 'y' } }] }] }, 'events[0].filters[0]'],
     [{ ...ok, events: [{ type: 'a', filters: [{ regex: { a: 'x' } }] }] }, 'events[0].filters[0].regex'],
     [{ ...ok, events: [{ type: 'a', filters: [{ cesql: 'subject =' }] }] }, 'events[0].filters[0].cesql'],
-    [{ ...ok, events: [{ type: 'a', filters: [{ any: [] }] }] }, 'events[0].filters[0].any'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ exact: { a: 'x', b: 'y' } }] }] }, 'events[0].filters[0].exact'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ any: [{ suffix: { a: 'x', b: 'y' } }] }] }] }, 'events[0].filters[0].any[0].suffix'],
+    [{ ...ok, events: [{ type: 'a', filters: [{ prefix: { '1a': 'x' } }] }] }, 'events[0].filters[0].prefix'],
     [{ ...ok, lifespan: 'PT1M' }, 'lifespan'],
     [{ mode: 'and', events: [{ type: 'a' }, { type: 'b' }], sink }, 'lifespan'],
     [{ mode: 'and', events: [{ type: 'a' }, { type: 'a' }], lifespan: 'PT1M', sink }, 'events'],
