@@ -290,6 +290,8 @@ test('invalid listeners are refused with 400 naming the field, and nothing is st
     [{ ...ok, delivery: { backoffDelay: '2s' } }, 'delivery.backoffDelay'],
     [{ ...ok, delivery: { timeout: 'PT0S' } }, 'delivery.timeout'],
     [{ ...ok, delivery: { deadLetterSink: 'nope' } }, 'delivery.deadLetterSink'],
+    [{ ...ok, sink: 'http://user:secret@127.0.0.1:1/' }, 'sink'],
+    [{ ...ok, delivery: { deadLetterSink: 'https://user:secret@127.0.0.1:1/' } }, 'delivery.deadLetterSink'],
     [{ ...ok, delivery: { retries: 3 } }, 'delivery.retries'],
     [{ ...ok, owner: 'me' }, 'owner'],
   ];
@@ -299,6 +301,7 @@ test('invalid listeners are refused with 400 naming the field, and nothing is st
     assert.match(res.headers.get('content-type'), /application\/problem\+json/);
     const problem = await res.json();
     assert.equal(problem.attribute, attr, JSON.stringify(spec));
+    assert.ok(!JSON.stringify(problem).includes('secret'), JSON.stringify(problem));
   }
   const bad = await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`, { method: 'POST', body: '{' });
   assert.equal(bad.status, 400);
