@@ -19,6 +19,7 @@
 #define SWEEP_PAGES      4       /* pages one turn of a scan reads at most */
 #define BUSY_RETRY_MS    10
 #define STOPPING_POLL_MS 20
+#define REASON_MAX       256 /* longest reason of a failed attempt in a log line */
 
 /* ---- the job table: open addressing by delivery id ------------------------------------- */
 
@@ -293,18 +294,43 @@ static void load(weir_deliver_t *d)
 
 /* ---- finished attempts ----------------------------------------------------------------- */
 
+/*
+ * Why an attempt failed, for the log: "answered 503", or for an attempt that got no answer
+ * (refused, reset, timed out, TLS) curl's reason, cut short and reduced to printable ASCII, as
+ * it may quote what the far end sent.
+ */
+static void failure_reason(const job_t *job, long status, char *out, size_t size)
+{
+    if (status != 0 || job->last_error == NULL) {
+        snprintf(out, size, "answered %ld", status);
+        return;
+    }
+    size_t n = (size_t)snprintf(out, size, "did not answer: ");
+    for (const char *p = job->last_error; *p != '\0' && n + 1 < size; p++) {
+        unsigned char c = (unsigned char)*p;
+        out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
 static void log_final(const job_t *job, long status)
 {
     const weir_store_outcome_t *o = &job->outcome;
+    char reason[REASON_MAX];
+
+    if (o->kind != WEIR_STORE_DEAD_LETTER && o->kind != WEIR_STORE_FAILED) {
+        return;
+    }
+    failure_reason(job, status, reason, sizeof(reason));
     if (o->kind == WEIR_STORE_DEAD_LETTER) {
         WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
                  "delivery %lld of listener %s goes to the dead-letter sink after %u attempts:"
-                 " %s answered %ld",
-                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
-    } else if (o->kind == WEIR_STORE_FAILED) {
+                 " %s %s",
+                 (long long)job->id, job->listener, job->attempts + 1, job->url, reason);
+    } else {
         WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
-                 "delivery %lld of listener %s failed after %u attempts: %s answered %ld",
-                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
+                 "delivery %lld of listener %s failed after %u attempts: %s %s", (long long)job->id,
+                 job->listener, job->attempts + 1, job->url, reason);
     }
 }
 

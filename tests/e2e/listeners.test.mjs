@@ -162,6 +162,35 @@ test('a 400 goes to the dead-letter sink at once, with the Knative error extensi
   assert.ok(weir.logs.some((x) => x.includes('dead-letter sink') && x.includes('answered 400')));
 }));
 
+test('the log line of a failed delivery says why a target gave no answer', () => withWeir(async (weir, target) => {
+  const probe = await new Target().start();
+  const closed = probe.url;
+  await probe.stop();
+  const hung = [];
+  const server = http.createServer((req, res) => { req.resume(); hung.push(res); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'refused' }], sink: closed, delivery: { retry: 0 } });
+    await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'slow' }],
+      sink: `http://127.0.0.1:${server.address().port}/`, delivery: { retry: 0, timeout: 'PT0.3S' } });
+    await send(weir, 'demo', { id: '1', type: 'refused' });
+    await send(weir, 'demo', { id: '2', type: 'slow' });
+    const failed = (what) => weir.logs.filter((x) => x.includes('failed after 1 attempts') && x.includes(what));
+    for (let i = 0; i < 50 && (failed(closed).length === 0 || hung.length === 0 || failed('timed out').length === 0); i++) await sleep(100);
+    const [refusedLine] = failed(closed);
+    assert.ok(refusedLine, weir.logs.join('\n'));
+    assert.match(JSON.parse(refusedLine).msg, /did not answer: .*(connect|refused)/i);
+    const [slowLine] = failed('timed out');
+    assert.ok(slowLine, weir.logs.join('\n'));
+    assert.match(JSON.parse(slowLine).msg, /did not answer: .*timed out/i);
+    assert.ok(!weir.logs.some((x) => x.includes('answered 0')));
+  } finally {
+    for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+}));
+
 test('a reply enters the namespace and wakes listeners; the hop limit stops loops', () => withWeir(async (weir, target) => {
   const replier = await target((hit) => ({ status: 200, body: '{"r":1}', headers: {
     'ce-specversion': '1.0', 'ce-id': `r-${hit.headers['ce-id']}`, 'ce-source': '/replier',
