@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { Weir } from './lib/weir.mjs';
 import { Target } from './lib/target.mjs';
 
@@ -186,6 +187,45 @@ test('the log line of a failed delivery says why a target gave no answer', () =>
     assert.ok(!weir.logs.some((x) => x.includes('answered 0')));
   } finally {
     for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+}));
+
+// Of an answer that cannot be a reply only the first KiB is kept (enough for knativeerrordata):
+// many attempts in flight whose targets answer with large bodies must not hold them whole.
+test('large error answers are not held in memory, and the dead letter gets their first KiB', () => withWeir(async (weir, target) => {
+  const size = 600 * 1024;
+  const body = Buffer.alloc(size, 'x');
+  body.write('trouble: ');
+  const held = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(503, { 'content-length': size });
+      res.write(body.subarray(0, size - 1));
+      // the last byte comes later, so that many bodies are being read at once
+      held.push(setTimeout(() => res.end(body.subarray(size - 1)), 1500));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${weir.proc.pid}/status`, 'utf8'))[1]);
+  try {
+    const dls = await target();
+    await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'big' }], sink: `http://127.0.0.1:${server.address().port}/`,
+      delivery: { retry: 0, deadLetterSink: dls.url } });
+    const n = 60;
+    const before = hwm();
+    await Promise.all(Array.from({ length: n }, (_, i) => send(weir, 'demo', { id: `b${i}`, type: 'big' })));
+    const hits = await dls.until(n, 30000);
+    const grown = hwm() - before;
+    assert.ok(grown < 20 * 1024, `resident memory grew by ${grown} kB`);
+    const data = Buffer.from(decodeURIComponent(hits[0].headers['ce-knativeerrordata']), 'base64');
+    assert.equal(data.length, 1024);
+    assert.equal(data.toString(), body.subarray(0, 1024).toString());
+    assert.equal(hits[0].headers['ce-knativeerrorcode'], '503');
+  } finally {
+    held.forEach(clearTimeout);
     server.closeAllConnections();
     server.close();
   }
