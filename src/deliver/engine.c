@@ -184,14 +184,20 @@ static void consider(weir_deliver_t *d, const weir_store_delivery_t *row, int64_
     start(d, row);
 }
 
-/* New deliveries, by id, from where the last such scan stopped. */
+/*
+ * New deliveries, by id, from where the last such scan stopped. One turn reads at most
+ * SWEEP_PAGES pages: rows of a saturated or unknown target take no slot, so a backlog of them
+ * could otherwise keep the thread in one scan while requests in flight wait.
+ */
 static void load_new(weir_deliver_t *d, int64_t now_us)
 {
-    while (free_slots(d) > 0) {
+    for (int page = 0; page < SWEEP_PAGES && free_slots(d) > 0; page++) {
         weir_store_delivery_t *rows = NULL;
         size_t n = 0;
-        if (weir_store_deliveries_new(d->store, d->max_seen, PAGE, &rows, &n, NULL) != 0) {
-            d->more_new = true;
+        d->read_failed =
+            weir_store_deliveries_new(d->store, d->max_seen, PAGE, &rows, &n, NULL) != 0;
+        if (d->read_failed) {
+            d->more_new = true; /* the next turn tries again, after a pause */
             return;
         }
         size_t i = 0;
@@ -480,11 +486,11 @@ static int poll_timeout_ms(const weir_deliver_t *d)
     if (d->stopping || atomic_load(&d->woken)) {
         return atomic_load(&d->woken) ? 0 : STOPPING_POLL_MS;
     }
-    if (d->ready != NULL) {
+    if (d->ready != NULL || d->read_failed) {
         return BUSY_RETRY_MS;
     }
-    if (d->sweeping && free_slots(d) > 0) {
-        return 0;
+    if ((d->sweeping || d->more_new) && free_slots(d) > 0) {
+        return 0; /* a scan goes on at the next turn */
     }
     int64_t now = weir_wall_us();
     int64_t next = d->next_due_us < d->next_sweep_us ? d->next_due_us : d->next_sweep_us;

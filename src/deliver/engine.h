@@ -31,7 +31,8 @@ struct weir_deliver {
     size_t table_size;
     size_t njobs;
     int64_t max_seen; /* the highest delivery id a scan of new ones has passed */
-    bool more_new;    /* that scan stopped early */
+    bool more_new;    /* that scan stopped early: it goes on at the next turn */
+    bool read_failed; /* that scan could not read the store: wait a little */
     bool backlog;     /* deliveries were left that only a sweep finds: sweep soon */
     bool sweeping;    /* a sweep is under way, at (sweep_due, sweep_id) */
     int64_t sweep_due;
