@@ -128,7 +128,7 @@ static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t 
     job->hops = weir_deliver_hops(job->ev, row->combined ? row->payload : NULL);
     job->url = job->dead_letter ? job->spec.dead_letter_sink : job->spec.sink;
     if (job->dead_letter) {
-        weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->last_status, row->last_error);
+        weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->error_status, row->error_data);
     }
     if (!weir_deliver_job_request(job, d->cfg.max_reply) ||
         curl_multi_add_handle(d->multi, job->easy) != CURLM_OK) {

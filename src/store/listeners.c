@@ -187,6 +187,7 @@ void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n)
         weir_free(list[i].ns);
         weir_free(list[i].payload);
         weir_free(list[i].last_error);
+        weir_free(list[i].error_data);
     }
     weir_free(list);
 }

@@ -108,6 +108,11 @@ static const char *const migrations[] = {
     "  event TEXT NOT NULL,"
     "  created_us INTEGER NOT NULL"
     ");",
+    /* Why a delivery turned to its dead-letter sink (the target's last status and answer), kept
+     * apart from last_status and last_error, which the dead-letter sink's own failures
+     * overwrite. NULL: not dead-lettered, or by a version that kept it in last_*. */
+    "ALTER TABLE deliveries ADD COLUMN error_status INTEGER;"
+    "ALTER TABLE deliveries ADD COLUMN error_data TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

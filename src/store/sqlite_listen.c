@@ -57,8 +57,10 @@ static const char *const wsql[W_MAX] = {
     [W_DELETE] = "DELETE FROM deliveries WHERE id = ?1",
     [W_RETRY] = "UPDATE deliveries SET attempts = ?2, due_us = ?3, last_status = ?4,"
                 " last_error = ?5 WHERE id = ?1",
+    /* The target's failure is kept in error_* for knativeerrorcode and knativeerrordata. */
     [W_DEAD] = "UPDATE deliveries SET dead_letter = 1, attempts = 0, due_us = ?3,"
-               " last_status = ?4, last_error = ?5 WHERE id = ?1",
+               " last_status = ?4, last_error = ?5, error_status = ?4, error_data = ?5"
+               " WHERE id = ?1",
     [W_NS_PRESENT] = "SELECT 1 FROM namespaces WHERE name = ?1",
     [W_PUT] = "INSERT INTO listeners (id, ns, created_us, spec) VALUES (?1, ?2, ?3, ?4)"
               " ON CONFLICT (id) DO NOTHING",
@@ -86,7 +88,9 @@ typedef enum rstmt {
 #define LISTENER_COLUMNS "id, ns, spec, created_us, delivered, failed, dead_lettered"
 #define DELIVERY_COLUMNS                                                                           \
     "d.id, d.listener, d.ns, d.seq, coalesce(d.payload, e.event), d.payload IS NOT NULL,"          \
-    " d.attempts, d.dead_letter, d.due_us, d.created_us, d.last_status, d.last_error"              \
+    " d.attempts, d.dead_letter, d.due_us, d.created_us, d.last_status, d.last_error,"             \
+    " coalesce(d.error_status, d.last_status),"                                                    \
+    " CASE WHEN d.error_status IS NULL THEN d.last_error ELSE d.error_data END"                    \
     " FROM deliveries d LEFT JOIN events e ON d.payload IS NULL AND e.seq = d.seq"
 
 static const char *const rsql[R_MAX] = {
@@ -583,6 +587,8 @@ static void delivery_fill(sqlite3_stmt *st, weir_store_delivery_t *d)
     d->created_us = sqlite3_column_int64(st, 9);
     d->last_status = sqlite3_column_int(st, 10);
     d->last_error = col_str(st, 11);
+    d->error_status = sqlite3_column_int(st, 12);
+    d->error_data = col_str(st, 13);
 }
 
 /* Gathers the rows of a bound delivery query; releases the reader. */

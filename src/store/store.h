@@ -356,7 +356,12 @@ typedef struct weir_store_delivery {
     int64_t due_us;     /* when the next attempt is due */
     int64_t created_us; /* when the event was committed */
     int last_status;    /* HTTP status of the last attempt (0: none or no answer) */
-    char *last_error;   /* what the target answered last (for knativeerrordata), or NULL */
+    char *last_error;   /* what the last attempt got: its answer's start or the error, or NULL */
+    /* In the dead-letter phase: why it began, the target's last status and answer, for
+     * knativeerrorcode and knativeerrordata (the dead-letter sink's own failures do not touch
+     * them). */
+    int error_status;
+    char *error_data;
 } weir_store_delivery_t;
 
 void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n);

@@ -163,6 +163,25 @@ test('a 400 goes to the dead-letter sink at once, with the Knative error extensi
   assert.ok(weir.logs.some((x) => x.includes('dead-letter sink') && x.includes('answered 400')));
 }));
 
+test('a dead-letter sink that fails once still gets the error of the target, not its own', () => withWeir(async (weir, target) => {
+  const t = await target(() => ({ status: 400, body: 'bad thing' }));
+  const dls = await target((hit, n) => (n === 1 ? { status: 503, body: 'dead-letter sink down' } : { status: 202 }));
+  const l = await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: t.url,
+    delivery: { retry: 2, backoffDelay: 'PT0.1S', deadLetterSink: dls.url } });
+  await send(weir, 'demo', { id: '1', type: 'a' });
+  const hits = await dls.until(2);
+  for (const hit of hits) {
+    assert.equal(hit.headers['ce-knativeerrordest'], t.url);
+    assert.equal(hit.headers['ce-knativeerrorcode'], '400');
+    assert.equal(Buffer.from(decodeURIComponent(hit.headers['ce-knativeerrordata']), 'base64').toString(), 'bad thing');
+  }
+  await sleep(300);
+  assert.equal(t.got.length, 1);
+  const st = await state(weir, 'demo', l.id);
+  assert.equal(st.dead_lettered, 1);
+  assert.equal(st.pending, 0);
+}));
+
 test('the log line of a failed delivery says why a target gave no answer', () => withWeir(async (weir, target) => {
   const probe = await new Target().start();
   const closed = probe.url;
