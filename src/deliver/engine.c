@@ -126,7 +126,6 @@ static void discard(weir_deliver_t *d, job_t *job, const char *why)
 static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t *row)
 {
     job->hops = weir_deliver_hops(job->ev, row->combined ? row->payload : NULL);
-    job->url = job->dead_letter ? job->spec.dead_letter_sink : job->spec.sink;
     if (job->dead_letter) {
         weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->error_status, row->error_data);
     }
@@ -150,22 +149,19 @@ static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t 
 static void start(weir_deliver_t *d, const weir_store_delivery_t *row)
 {
     job_t *job = job_new(row);
-    int rc = weir_deliver_target_take(d, row->listener, &job->spec);
+    int rc = weir_deliver_target_take(d, job); /* a dead-letter sink taken away: the target */
     if (rc != 0) {
         job_free(job);
         return;
     }
     job->ev = build_event(row);
     if (job->ev == NULL) {
-        weir_deliver_target_give(d, row->listener);
+        weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
         discard(d, job, "its event is gone");
         return;
     }
-    if (job->dead_letter && job->spec.dead_letter_sink == NULL) {
-        job->dead_letter = false; /* the sink was taken away: deliver to the target instead */
-    }
     if (!send_job(d, job, row)) {
-        weir_deliver_target_give(d, row->listener);
+        weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
         job_free(job);
         d->backlog = true;
     }
@@ -418,7 +414,7 @@ static void finish(weir_deliver_t *d, job_t *job, CURLcode result)
     weir_deliver_observe(d, weir_mono_ns() - job->start_ns);
     curl_multi_remove_handle(d->multi, job->easy);
     job->in_flight = false;
-    weir_deliver_target_give(d, job->listener);
+    weir_deliver_target_give(d, job, status != 0 ? WEIR_HEARD_ANSWER : WEIR_HEARD_SILENCE);
     decide(job, status, result);
 
     weir_event_t **replies = NULL;
@@ -473,7 +469,7 @@ static void abandon(weir_deliver_t *d)
         job_t *job = d->table[i];
         if (job != NULL && job->in_flight) {
             curl_multi_remove_handle(d->multi, job->easy);
-            weir_deliver_target_give(d, job->listener);
+            weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
             table_remove(d, job);
             job_free(job);
             i = (size_t)-1; /* the table shifted: start over */
@@ -536,7 +532,9 @@ void weir_deliver_config_default(weir_deliver_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_inflight = 512;
     cfg->max_per_target = 128;
-    cfg->max_host_connections = 0;
+    cfg->max_per_host = 0;
+    cfg->max_stalled = 0; /* a quarter of max_inflight */
+    cfg->stall_us = 5000000;
     cfg->max_hops = WEIR_DELIVER_HOPS_MAX;
     cfg->max_reply = 1024 * 1024;
     cfg->system_events = true;
@@ -556,6 +554,10 @@ static weir_deliver_t *engine_new(weir_store_t *store, const weir_deliver_config
     d->cfg = *cfg;
     d->cfg.max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight : 512;
     d->cfg.max_per_target = cfg->max_per_target > 0 ? cfg->max_per_target : 128;
+    if (d->cfg.max_stalled == 0 || d->cfg.max_stalled >= d->cfg.max_inflight) {
+        d->cfg.max_stalled = d->cfg.max_inflight / 4 > 0 ? d->cfg.max_inflight / 4 : 1;
+    }
+    d->stall_ns = (uint64_t)(cfg->stall_us > 0 ? cfg->stall_us : 5000000) * 1000u;
     d->table_size = 16;
     while (d->table_size < 2 * d->cfg.max_inflight) {
         d->table_size *= 2;
@@ -594,7 +596,6 @@ int weir_deliver_start(weir_store_t *store, const weir_deliver_config_t *cfg, we
         engine_free(d);
         return weir_err_set(err, WEIR_EIO, NULL, "cannot create a curl multi handle");
     }
-    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, d->cfg.max_host_connections);
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->cfg.max_inflight);
     if (pthread_create(&d->thread, NULL, engine_main, d) != 0) {
         engine_free(d);

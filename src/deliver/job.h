@@ -42,6 +42,7 @@ typedef struct job {
     weir_store_outcome_t outcome;
     char *last_error;
     bool in_flight; /* its request is in the multi handle */
+    bool pooled;    /* its slot came from the stalled share */
 } job_t;
 
 /* The headers of ev sent in binary mode: ce-* percent-encoded, its Content-Type (or none rather

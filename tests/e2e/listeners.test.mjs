@@ -303,10 +303,11 @@ test('kill -9 with deliveries pending: every matched event reaches its target af
   }
 });
 
-// A target that never answers holds its deliveries in flight until their timeout. Several of
+// A target that never answers holds its deliveries in flight until their timeout. Many of
 // them, on the same host as a healthy one (as triggers share a broker's ingress), must leave
-// that one its room.
-test('hung targets, on the same host too, do not hold up a healthy one', async () => {
+// that one its room: a target never tried gets one attempt, and once its attempts go without an
+// answer for --delivery-stall it takes only from the stalled share.
+test('hung targets, however many and on the same host too, do not hold up a healthy one', async () => {
   const hung = [];
   const ok = [];
   const server = http.createServer((req, res) => {
@@ -316,29 +317,93 @@ test('hung targets, on the same host too, do not hold up a healthy one', async (
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}`;
-  const weir = new Weir({ args: ['--system-events=false'] });
+  const stalledShare = 40;
+  const weir = new Weir({ args: ['--system-events=false', '--delivery-stall=1', `--delivery-stalled-inflight=${stalledShare}`] });
+  const hungTargets = 30;
   try {
     await weir.start();
     await weir.createNamespace('fair');
-    for (let i = 0; i < 5; i++) {
-      await listen(weir, 'fair', { mode: 'simple', events: [{ type: 'h' }], sink: `${base}/hang/${i}`, delivery: { timeout: 'PT20S' } });
+    for (let i = 0; i < hungTargets; i++) {
+      await listen(weir, 'fair', { mode: 'simple', events: [{ type: 'h' }], sink: `${base}/hang/${i}`, delivery: { timeout: 'PT30S' } });
     }
     await listen(weir, 'fair', { mode: 'simple', events: [{ type: 'ok' }], sink: `${base}/ok` });
-    const batch = (type, n) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ specversion: '1.0', id: `${type}${i}`, source: '/fair', type })));
+    const batch = (type, n, from = 0) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ specversion: '1.0', id: `${type}${from + i}`, source: '/fair', type })));
     const post = (body) => fetch(`${weir.sink}/fair`, { method: 'POST', body, headers: { 'content-type': 'application/cloudevents-batch+json' } });
+    const okWithin = async (n, ms) => {
+      const t0 = Date.now();
+      while (ok.length < n && Date.now() - t0 < ms) await sleep(50);
+      assert.equal(ok.length, n, `the healthy target got ${ok.length} of ${n} while ${hung.length} requests hung`);
+    };
+    const metric = async (name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${weir.api}/metrics`)).text())[1]);
+
+    // 200 events for each hung target: one first attempt each, then the stalled share.
     assert.equal((await post(batch('h', 200))).status, 202);
-    for (let i = 0; i < 100 && hung.length < 300; i++) await sleep(50);
-    assert.ok(hung.length >= 300, `${hung.length} hung requests`);
-    const t0 = Date.now();
+    for (let i = 0; i < 100 && hung.length < hungTargets; i++) await sleep(50);
+    assert.equal(hung.length, hungTargets, 'one first attempt per target never tried');
     assert.equal((await post(batch('ok', 20))).status, 202);
-    for (let i = 0; i < 100 && ok.length < 20; i++) await sleep(50);
-    assert.equal(ok.length, 20, `the healthy target got ${ok.length} of 20 while ${hung.length} requests hung`);
-    assert.ok(Date.now() - t0 < 5000);
+    await okWithin(20, 5000);
+
+    // Past the stall time the hung targets share --delivery-stalled-inflight, no more.
+    await sleep(2500);
+    assert.ok(hung.length > hungTargets, `${hung.length} hung requests: the stalled share is used`);
+    assert.ok(hung.length <= hungTargets + stalledShare, `${hung.length} hung requests`);
+    assert.ok(await metric('weir_delivery_stalled_in_flight') <= stalledShare);
+    assert.equal((await post(batch('ok', 200, 20))).status, 202);
+    await okWithin(220, 5000);
+    assert.ok(hung.length <= hungTargets + stalledShare, `${hung.length} hung requests`);
   } finally {
     for (const res of hung) res.destroy();
     server.closeAllConnections();
     server.close();
     await weir.cleanup();
+  }
+});
+
+test('--reply-max-hops sets the reply loop guard', () => withWeir(async (weir, target) => {
+  let n = 0;
+  const looper = await target(() => ({ status: 200, headers: { 'ce-specversion': '1.0',
+    'ce-id': `loop-${++n}`, 'ce-source': '/looper', 'ce-type': 'loop' } }));
+  await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'loop' }], sink: looper.url });
+  await send(weir, 'demo', { id: 'start', type: 'loop' });
+  await looper.until(3);
+  await sleep(500);
+  assert.equal(looper.got.length, 3);
+}, new Weir({ args: ['--reply-max-hops=2'] })));
+
+test('--delivery-per-host caps the attempts to one host:port across listeners', async () => {
+  const hung = [];
+  const server = http.createServer((req, res) => { req.resume(); hung.push(res); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const weir = new Weir({ args: ['--system-events=false', '--delivery-per-host=3'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('host');
+    for (let i = 0; i < 5; i++) {
+      await listen(weir, 'host', { mode: 'simple', events: [{ type: 'h' }], sink: `${base}/l${i}`, delivery: { timeout: 'PT30S' } });
+    }
+    await send(weir, 'host', { id: '1', type: 'h' });
+    await send(weir, 'host', { id: '2', type: 'h' });
+    for (let i = 0; i < 40 && hung.length < 3; i++) await sleep(50);
+    await sleep(500);
+    assert.equal(hung.length, 3);
+  } finally {
+    for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    server.close();
+    await weir.cleanup();
+  }
+});
+
+test('bad delivery settings are refused at start', async () => {
+  for (const args of [['--delivery-inflight=1'], ['--delivery-per-target=0'], ['--delivery-stall=0'],
+    ['--delivery-inflight=100', '--delivery-stalled-inflight=100'], ['--reply-max-hops=1001']]) {
+    const weir = new Weir({ args });
+    try {
+      await assert.rejects(weir.start(), /weir exited with 2/, args.join(' '));
+    } finally {
+      await weir.cleanup();
+    }
   }
 });
 
