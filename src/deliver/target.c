@@ -465,7 +465,8 @@ static void render_counts(weir_deliver_t *d, weir_buf_t *out)
 
 void weir_deliver_render_metrics(weir_deliver_t *d, weir_buf_t *out)
 {
-    int64_t pending = 0, next = 0;
+    int64_t pending = 0;
+    uint64_t dropped = 0;
 
     render_counts(d, out);
     pthread_mutex_lock(&d->targets_lock);
@@ -479,18 +480,22 @@ void weir_deliver_render_metrics(weir_deliver_t *d, weir_buf_t *out)
                     pooled);
     weir_histogram_render(&d->latency, "weir_delivery_attempt_seconds",
                           "Time of one delivery attempt.", out);
-    weir_store_deliveries_pending(d->store, weir_wall_us(), &pending, &next, NULL);
+    weir_store_deliveries_stats(d->store, &pending, &dropped);
     weir_buf_printf(out,
                     "# HELP weir_delivery_queue_depth Deliveries not finished (pending or in "
                     "flight).\n# TYPE weir_delivery_queue_depth gauge\n"
                     "weir_delivery_queue_depth %lld\n"
+                    "# HELP weir_delivery_dropped_total Pending deliveries given up because more"
+                    " than --delivery-pending-max were pending.\n"
+                    "# TYPE weir_delivery_dropped_total counter\n"
+                    "weir_delivery_dropped_total %llu\n"
                     "# HELP weir_delivery_in_flight Delivery attempts in flight.\n"
                     "# TYPE weir_delivery_in_flight gauge\nweir_delivery_in_flight %zu\n"
                     "# HELP weir_delivery_replies_total Replies of targets, by outcome.\n"
                     "# TYPE weir_delivery_replies_total counter\n"
                     "weir_delivery_replies_total{outcome=\"accepted\"} %llu\n"
                     "weir_delivery_replies_total{outcome=\"refused\"} %llu\n",
-                    (long long)pending, atomic_load(&d->in_flight),
+                    (long long)pending, (unsigned long long)dropped, atomic_load(&d->in_flight),
                     (unsigned long long)atomic_load(&d->replies_stored),
                     (unsigned long long)atomic_load(&d->replies_refused));
 }

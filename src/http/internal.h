@@ -61,6 +61,8 @@ typedef struct weir_settings {
     size_t delivery_stalled_inflight; /* of them, to targets that stopped answering (0: a
                                          quarter of delivery_inflight) */
     unsigned delivery_stall_s;        /* in flight this long without an answer: stalled */
+    size_t delivery_pending_max;      /* deliveries kept pending; past it the oldest of the
+                                         listener with the most are given up (0: no bound) */
     unsigned reply_max_hops;          /* replies to replies accepted */
 } weir_settings_t;
 

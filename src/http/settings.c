@@ -107,6 +107,10 @@ static const opt_t opts[] = {
     {"delivery-stall", "WEIR_DELIVERY_STALL", "5", OPT_UINT, AT(delivery_stall_s),
      "seconds a target's attempts may be in flight without any answer before it counts as "
      "stalled"},
+    {"delivery-pending-max", "WEIR_DELIVERY_PENDING_MAX", "1000000", OPT_SIZE,
+     AT(delivery_pending_max),
+     "deliveries kept pending (waiting, retrying or in flight); past it the oldest of the "
+     "listener with the most are given up and counted as failed; 0: no limit"},
     {"reply-max-hops", "WEIR_REPLY_MAX_HOPS", "8", OPT_UINT, AT(reply_max_hops),
      "replies to replies accepted before a reply is dropped as a likely loop (a reply is read "
      "up to --max-body)"},

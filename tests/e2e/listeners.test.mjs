@@ -407,6 +407,36 @@ test('bad delivery settings are refused at start', async () => {
   }
 });
 
+test('past --delivery-pending-max the listener with the most gives up its oldest; others keep theirs', async () => {
+  const probe = await new Target().start();
+  const closed = probe.url;
+  await probe.stop();
+  const weir = new Weir({ args: ['--system-events=false', '--delivery-pending-max=100'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('demo');
+    const delivery = { retry: 50, backoffPolicy: 'linear', backoffDelay: 'PT10S' };
+    const keep = await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'keep' }], sink: closed, delivery });
+    const pile = await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'pile' }], sink: closed, delivery });
+    for (let i = 0; i < 20; i++) await send(weir, 'demo', { id: `k${i}`, type: 'keep' });
+    for (let i = 0; i < 150; i++) await send(weir, 'demo', { id: `p${i}`, type: 'pile' });
+    const kept = await state(weir, 'demo', keep.id);
+    assert.equal(kept.pending, 20);
+    assert.equal(kept.failed, 0);
+    const piled = await state(weir, 'demo', pile.id);
+    assert.ok(piled.pending <= 80 && piled.pending >= 79, `${piled.pending} pending`);
+    assert.equal(piled.failed, 150 - piled.pending);
+    const metrics = await (await fetch(`${weir.api}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^weir_delivery_dropped_total ${piled.failed}$`, 'm'));
+    assert.match(metrics, new RegExp(`^weir_delivery_queue_depth ${20 + piled.pending}$`, 'm'));
+    assert.ok(weir.logs.some((x) => x.includes(`pending deliveries of listener ${pile.id}`) && x.includes('limit of 100')));
+    // every event is still in the history
+    assert.equal((await weir.history('demo')).length, 170);
+  } finally {
+    await weir.cleanup();
+  }
+});
+
 test('SIGTERM drains deliveries in flight and exits cleanly', () => withWeir(async (weir, target) => {
   const t = await target();
   await listen(weir, 'demo', { mode: 'simple', events: [{ type: 'a' }], sink: t.url });
