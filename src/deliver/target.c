@@ -337,15 +337,22 @@ int weir_deliver_target_take(weir_deliver_t *d, job_t *job)
     return rc;
 }
 
+/* A count less one; a target set again after its removal starts from zero while attempts
+ * taken before still come back. */
+static void drop_one(size_t *n, bool one)
+{
+    *n -= one && *n > 0 ? 1 : 0;
+}
+
 void weir_deliver_target_give(weir_deliver_t *d, const job_t *job, weir_deliver_heard_t heard)
 {
     pthread_mutex_lock(&d->targets_lock);
     target_t *t = find(d, job->listener);
     if (t != NULL) {
         trust_t *u = &t->trust[job->dead_letter];
-        u->in_flight--;
-        u->pooled -= job->pooled;
-        t->in_flight--;
+        drop_one(&u->in_flight, true);
+        drop_one(&u->pooled, job->pooled);
+        drop_one(&t->in_flight, true);
         if (heard != WEIR_HEARD_NOTHING_SENT) {
             u->tried = true;
             u->answered = heard == WEIR_HEARD_ANSWER;
