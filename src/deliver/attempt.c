@@ -6,8 +6,6 @@
 
 #include "deliver/job.h"
 
-#define ERROR_TEXT_MAX 1024
-
 typedef struct header_ctx {
     struct curl_slist *list;
     bool content_type;
@@ -24,14 +22,38 @@ static void add_header(void *arg, const char *name, const char *value)
     weir_buf_free(&b);
 }
 
+static bool carries_events(const job_t *job);
+
+/*
+ * How much of the answer's body to keep. Only a 200 that carries CloudEvents can be a reply,
+ * read whole up to max_reply; of any other answer the first WEIR_DELIVER_ERROR_MAX bytes are
+ * enough (knativeerrordata and the log), so that hundreds of attempts in flight never hold
+ * megabytes each. The headers are all in when the body starts.
+ */
+static size_t body_limit(job_t *job)
+{
+    long status = 0;
+    curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool reply = status == 200 && carries_events(job);
+    return reply ? job->max_reply : WEIR_DELIVER_ERROR_MAX;
+}
+
+/* Keeps the body up to its limit; the rest is read (so the connection can be used again) but
+ * dropped. */
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     job_t *job = arg;
     size_t len = size * n;
-    if (job->body.len + len > job->max_reply) {
+
+    if (job->body_limit == 0) {
+        job->body_limit = body_limit(job);
+    }
+    size_t room = job->body_limit - job->body.len;
+    if (len > room) {
         job->body_over = true;
-    } else {
-        weir_buf_append(&job->body, p, len);
+    }
+    if (room > 0) {
+        weir_buf_append(&job->body, p, len < room ? len : room);
     }
     return len;
 }
@@ -55,6 +77,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     }
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         headers_reset(job);
+        job->body_limit = 0;
         return size * n;
     }
     const char *colon = memchr(p, ':', len);
@@ -170,6 +193,6 @@ char *weir_deliver_job_error_text(const job_t *job, CURLcode result)
     if (result != CURLE_OK) {
         return weir_strdup(job->errbuf[0] != '\0' ? job->errbuf : curl_easy_strerror(result));
     }
-    size_t n = job->body.len > ERROR_TEXT_MAX ? ERROR_TEXT_MAX : job->body.len;
+    size_t n = job->body.len > WEIR_DELIVER_ERROR_MAX ? WEIR_DELIVER_ERROR_MAX : job->body.len;
     return n > 0 ? weir_strndup(job->body.data, n) : NULL;
 }

@@ -113,15 +113,19 @@ unsigned weir_deliver_hops(const weir_event_t *ev, const char *payload);
 typedef struct weir_deliver weir_deliver_t;
 
 typedef struct weir_deliver_config {
-    size_t max_inflight;       /* deliveries in flight at once (default 512) */
-    size_t max_per_target;     /* of them, to one listener's target (default 128) */
-    long max_host_connections; /* open connections to one host; 0 (the default): no limit
-                                  but the in-flight ones, so that targets sharing a host (a
-                                  broker's ingress) never wait behind a hung one */
-    unsigned max_hops;         /* replies to replies accepted (default WEIR_DELIVER_HOPS_MAX) */
-    size_t max_reply;          /* largest reply body read, bytes (default 1 MiB) */
-    bool system_events;        /* a dead-lettered or failed delivery enters its namespace as
-                                  a system event (default true) */
+    size_t max_inflight;   /* deliveries in flight at once (default 512) */
+    size_t max_per_target; /* of them, to one listener's target (default 128) */
+    size_t max_per_host;   /* of them, to one scheme://host:port, whichever listeners they serve;
+                              0 (the default): no limit but the others, so that targets sharing
+                              a host (a broker's ingress) never wait behind a hung one */
+    size_t max_stalled;    /* of them, what targets that stopped answering share (default a
+                              quarter of max_inflight; less than max_inflight) */
+    int64_t stall_us;      /* attempts in flight this long without any answer: the target has
+                              stalled (default 5 s) */
+    unsigned max_hops;     /* replies to replies accepted (default WEIR_DELIVER_HOPS_MAX) */
+    size_t max_reply;      /* largest reply body read, bytes (default 1 MiB) */
+    bool system_events;    /* a dead-lettered or failed delivery enters its namespace as
+                              a system event (default true) */
     /*
      * Fills item->matches for a reply entering item->ns (the route module's match), and
      * releases them. Called on the engine's thread and, for release, on a store thread.

@@ -19,6 +19,7 @@
 #define SWEEP_PAGES      4       /* pages one turn of a scan reads at most */
 #define BUSY_RETRY_MS    10
 #define STOPPING_POLL_MS 20
+#define REASON_MAX       256 /* longest reason of a failed attempt in a log line */
 
 /* ---- the job table: open addressing by delivery id ------------------------------------- */
 
@@ -125,9 +126,8 @@ static void discard(weir_deliver_t *d, job_t *job, const char *why)
 static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t *row)
 {
     job->hops = weir_deliver_hops(job->ev, row->combined ? row->payload : NULL);
-    job->url = job->dead_letter ? job->spec.dead_letter_sink : job->spec.sink;
     if (job->dead_letter) {
-        weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->last_status, row->last_error);
+        weir_deliver_dead_letter_mark(job->ev, job->spec.sink, row->error_status, row->error_data);
     }
     if (!weir_deliver_job_request(job, d->cfg.max_reply) ||
         curl_multi_add_handle(d->multi, job->easy) != CURLM_OK) {
@@ -149,22 +149,19 @@ static bool send_job(weir_deliver_t *d, job_t *job, const weir_store_delivery_t 
 static void start(weir_deliver_t *d, const weir_store_delivery_t *row)
 {
     job_t *job = job_new(row);
-    int rc = weir_deliver_target_take(d, row->listener, &job->spec);
+    int rc = weir_deliver_target_take(d, job); /* a dead-letter sink taken away: the target */
     if (rc != 0) {
         job_free(job);
         return;
     }
     job->ev = build_event(row);
     if (job->ev == NULL) {
-        weir_deliver_target_give(d, row->listener);
+        weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
         discard(d, job, "its event is gone");
         return;
     }
-    if (job->dead_letter && job->spec.dead_letter_sink == NULL) {
-        job->dead_letter = false; /* the sink was taken away: deliver to the target instead */
-    }
     if (!send_job(d, job, row)) {
-        weir_deliver_target_give(d, row->listener);
+        weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
         job_free(job);
         d->backlog = true;
     }
@@ -183,14 +180,20 @@ static void consider(weir_deliver_t *d, const weir_store_delivery_t *row, int64_
     start(d, row);
 }
 
-/* New deliveries, by id, from where the last such scan stopped. */
+/*
+ * New deliveries, by id, from where the last such scan stopped. One turn reads at most
+ * SWEEP_PAGES pages: rows of a saturated or unknown target take no slot, so a backlog of them
+ * could otherwise keep the thread in one scan while requests in flight wait.
+ */
 static void load_new(weir_deliver_t *d, int64_t now_us)
 {
-    while (free_slots(d) > 0) {
+    for (int page = 0; page < SWEEP_PAGES && free_slots(d) > 0; page++) {
         weir_store_delivery_t *rows = NULL;
         size_t n = 0;
-        if (weir_store_deliveries_new(d->store, d->max_seen, PAGE, &rows, &n, NULL) != 0) {
-            d->more_new = true;
+        d->read_failed =
+            weir_store_deliveries_new(d->store, d->max_seen, PAGE, &rows, &n, NULL) != 0;
+        if (d->read_failed) {
+            d->more_new = true; /* the next turn tries again, after a pause */
             return;
         }
         size_t i = 0;
@@ -293,18 +296,43 @@ static void load(weir_deliver_t *d)
 
 /* ---- finished attempts ----------------------------------------------------------------- */
 
+/*
+ * Why an attempt failed, for the log: "answered 503", or for an attempt that got no answer
+ * (refused, reset, timed out, TLS) curl's reason, cut short and reduced to printable ASCII, as
+ * it may quote what the far end sent.
+ */
+static void failure_reason(const job_t *job, long status, char *out, size_t size)
+{
+    if (status != 0 || job->last_error == NULL) {
+        snprintf(out, size, "answered %ld", status);
+        return;
+    }
+    size_t n = (size_t)snprintf(out, size, "did not answer: ");
+    for (const char *p = job->last_error; *p != '\0' && n + 1 < size; p++) {
+        unsigned char c = (unsigned char)*p;
+        out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
 static void log_final(const job_t *job, long status)
 {
     const weir_store_outcome_t *o = &job->outcome;
+    char reason[REASON_MAX];
+
+    if (o->kind != WEIR_STORE_DEAD_LETTER && o->kind != WEIR_STORE_FAILED) {
+        return;
+    }
+    failure_reason(job, status, reason, sizeof(reason));
     if (o->kind == WEIR_STORE_DEAD_LETTER) {
         WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
                  "delivery %lld of listener %s goes to the dead-letter sink after %u attempts:"
-                 " %s answered %ld",
-                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
-    } else if (o->kind == WEIR_STORE_FAILED) {
+                 " %s %s",
+                 (long long)job->id, job->listener, job->attempts + 1, job->url, reason);
+    } else {
         WEIR_LOG(WEIR_LOG_WARN, MODULE, job->ns,
-                 "delivery %lld of listener %s failed after %u attempts: %s answered %ld",
-                 (long long)job->id, job->listener, job->attempts + 1, job->url, status);
+                 "delivery %lld of listener %s failed after %u attempts: %s %s", (long long)job->id,
+                 job->listener, job->attempts + 1, job->url, reason);
     }
 }
 
@@ -386,7 +414,7 @@ static void finish(weir_deliver_t *d, job_t *job, CURLcode result)
     weir_deliver_observe(d, weir_mono_ns() - job->start_ns);
     curl_multi_remove_handle(d->multi, job->easy);
     job->in_flight = false;
-    weir_deliver_target_give(d, job->listener);
+    weir_deliver_target_give(d, job, status != 0 ? WEIR_HEARD_ANSWER : WEIR_HEARD_SILENCE);
     decide(job, status, result);
 
     weir_event_t **replies = NULL;
@@ -441,7 +469,7 @@ static void abandon(weir_deliver_t *d)
         job_t *job = d->table[i];
         if (job != NULL && job->in_flight) {
             curl_multi_remove_handle(d->multi, job->easy);
-            weir_deliver_target_give(d, job->listener);
+            weir_deliver_target_give(d, job, WEIR_HEARD_NOTHING_SENT);
             table_remove(d, job);
             job_free(job);
             i = (size_t)-1; /* the table shifted: start over */
@@ -454,11 +482,11 @@ static int poll_timeout_ms(const weir_deliver_t *d)
     if (d->stopping || atomic_load(&d->woken)) {
         return atomic_load(&d->woken) ? 0 : STOPPING_POLL_MS;
     }
-    if (d->ready != NULL) {
+    if (d->ready != NULL || d->read_failed) {
         return BUSY_RETRY_MS;
     }
-    if (d->sweeping && free_slots(d) > 0) {
-        return 0;
+    if ((d->sweeping || d->more_new) && free_slots(d) > 0) {
+        return 0; /* a scan goes on at the next turn */
     }
     int64_t now = weir_wall_us();
     int64_t next = d->next_due_us < d->next_sweep_us ? d->next_due_us : d->next_sweep_us;
@@ -504,7 +532,9 @@ void weir_deliver_config_default(weir_deliver_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_inflight = 512;
     cfg->max_per_target = 128;
-    cfg->max_host_connections = 0;
+    cfg->max_per_host = 0;
+    cfg->max_stalled = 0; /* a quarter of max_inflight */
+    cfg->stall_us = 5000000;
     cfg->max_hops = WEIR_DELIVER_HOPS_MAX;
     cfg->max_reply = 1024 * 1024;
     cfg->system_events = true;
@@ -524,6 +554,10 @@ static weir_deliver_t *engine_new(weir_store_t *store, const weir_deliver_config
     d->cfg = *cfg;
     d->cfg.max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight : 512;
     d->cfg.max_per_target = cfg->max_per_target > 0 ? cfg->max_per_target : 128;
+    if (d->cfg.max_stalled == 0 || d->cfg.max_stalled >= d->cfg.max_inflight) {
+        d->cfg.max_stalled = d->cfg.max_inflight / 4 > 0 ? d->cfg.max_inflight / 4 : 1;
+    }
+    d->stall_ns = (uint64_t)(cfg->stall_us > 0 ? cfg->stall_us : 5000000) * 1000u;
     d->table_size = 16;
     while (d->table_size < 2 * d->cfg.max_inflight) {
         d->table_size *= 2;
@@ -562,7 +596,6 @@ int weir_deliver_start(weir_store_t *store, const weir_deliver_config_t *cfg, we
         engine_free(d);
         return weir_err_set(err, WEIR_EIO, NULL, "cannot create a curl multi handle");
     }
-    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, d->cfg.max_host_connections);
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->cfg.max_inflight);
     if (pthread_create(&d->thread, NULL, engine_main, d) != 0) {
         engine_free(d);

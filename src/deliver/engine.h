@@ -31,7 +31,8 @@ struct weir_deliver {
     size_t table_size;
     size_t njobs;
     int64_t max_seen; /* the highest delivery id a scan of new ones has passed */
-    bool more_new;    /* that scan stopped early */
+    bool more_new;    /* that scan stopped early: it goes on at the next turn */
+    bool read_failed; /* that scan could not read the store: wait a little */
     bool backlog;     /* deliveries were left that only a sweep finds: sweep soon */
     bool sweeping;    /* a sweep is under way, at (sweep_due, sweep_id) */
     int64_t sweep_due;
@@ -45,8 +46,11 @@ struct weir_deliver {
     pthread_mutex_t lock; /* guards committed */
     batch_t *committed;   /* batches done, for the thread to settle */
 
-    pthread_mutex_t targets_lock; /* guards the targets and their counters */
+    pthread_mutex_t targets_lock; /* guards the targets, hosts and counters below */
     target_t *targets[TARGET_BUCKETS];
+    struct host *hosts[TARGET_BUCKETS]; /* attempts in flight by scheme://host:port */
+    size_t pooled;                      /* attempts in flight from the stalled share */
+    uint64_t stall_ns;
     weir_histogram_t latency; /* of attempts */
     atomic_uint_fast64_t replies_stored;
     atomic_uint_fast64_t replies_refused; /* invalid, too large, or past the hop limit */
@@ -68,10 +72,22 @@ void weir_deliver_replies(weir_deliver_t *d, job_t *job, weir_event_t ***out, si
 /* target.c */
 void weir_deliver_targets_init(weir_deliver_t *d);
 void weir_deliver_targets_free(weir_deliver_t *d);
-/* Copies the listener's spec into spec and counts one more in flight: 0, WEIR_ENOTFOUND (no
- * such target), WEIR_EBUSY (it has max_per_target in flight). */
-int weir_deliver_target_take(weir_deliver_t *d, const char *listener, weir_deliver_spec_t *spec);
-void weir_deliver_target_give(weir_deliver_t *d, const char *listener);
+/*
+ * Takes a slot for job (listener and dead_letter set): fills its spec, url and pooled, and
+ * settles dead_letter (false when the listener no longer has a dead-letter sink). 0,
+ * WEIR_ENOTFOUND (no such target) or WEIR_EBUSY (no room for it now: it is noted to drain).
+ */
+int weir_deliver_target_take(weir_deliver_t *d, job_t *job);
+
+/* What an attempt heard, which is how the engine judges its target (see target.c). */
+typedef enum weir_deliver_heard {
+    WEIR_HEARD_NOTHING_SENT = 0, /* never sent, or abandoned: says nothing of the target */
+    WEIR_HEARD_ANSWER,           /* an HTTP answer, of any status */
+    WEIR_HEARD_SILENCE,          /* no answer: refused, reset, timed out */
+} weir_deliver_heard_t;
+
+/* Gives back the slot job took. */
+void weir_deliver_target_give(weir_deliver_t *d, const job_t *job, weir_deliver_heard_t heard);
 
 /* A listener whose due deliveries were left for lack of room, and how many may start now. */
 typedef struct drain {

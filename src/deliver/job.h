@@ -10,6 +10,9 @@
 #include "deliver/deliver.h"
 
 #define JOB_HEADERS_MAX 64
+/* What is kept of an answer that cannot be a reply: enough for knativeerrordata (Knative caps it
+ * at 1 KiB) and the log. */
+#define WEIR_DELIVER_ERROR_MAX 1024
 
 typedef struct job {
     int64_t id; /* the delivery's */
@@ -27,8 +30,9 @@ typedef struct job {
     struct curl_slist *headers;
     uint64_t start_ns;
     char errbuf[CURL_ERROR_SIZE];
-    weir_buf_t body; /* the answer's body, up to max_reply */
-    bool body_over;  /* it was longer */
+    weir_buf_t body;   /* the answer's body, up to body_limit */
+    bool body_over;    /* it was longer */
+    size_t body_limit; /* 0 until the body starts (see on_body) */
     size_t max_reply;
     char *hstore[2 * JOB_HEADERS_MAX];
     weir_ce_header_t hdr[JOB_HEADERS_MAX];
@@ -38,6 +42,7 @@ typedef struct job {
     weir_store_outcome_t outcome;
     char *last_error;
     bool in_flight; /* its request is in the multi handle */
+    bool pooled;    /* its slot came from the stalled share */
 } job_t;
 
 /* The headers of ev sent in binary mode: ce-* percent-encoded, its Content-Type (or none rather
@@ -52,7 +57,8 @@ const char *weir_deliver_job_header(const job_t *job, const char *name);
 /* The reply events of a 200 answer that carries CloudEvents (none otherwise): *n of them in
  * *out, for the caller to free with weir_ce_free_all. */
 int weir_deliver_job_reply(job_t *job, weir_event_t ***out, size_t *n, weir_err_t *err);
-/* The text kept as last_error: the answer's body (first 1 KiB) or curl's message. */
+/* The text kept as last_error: the answer's body (first WEIR_DELIVER_ERROR_MAX bytes) or
+ * curl's message. */
 char *weir_deliver_job_error_text(const job_t *job, CURLcode result);
 
 #endif

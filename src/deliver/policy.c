@@ -28,10 +28,28 @@ static bool url_ok(const char *s)
     return true;
 }
 
+/* Whether the URL's authority carries userinfo (user:password@host). */
+static bool has_userinfo(const char *s)
+{
+    const char *authority = strstr(s, "://") + 3;
+    size_t len = strcspn(authority, "/?#");
+    return memchr(authority, '@', len) != NULL;
+}
+
+/*
+ * A sink is an http(s) URL without credentials: the URL goes into logs, system events and
+ * knativeerrordest, where a password must never appear. Knative's sinks authenticate with
+ * tokens, not with userinfo.
+ */
 static int parse_url(const cJSON *v, const char *attr, char **out, weir_err_t *err)
 {
     if (!cJSON_IsString(v) || !url_ok(v->valuestring)) {
         return weir_err_set(err, WEIR_EINVAL, attr, "must be an http:// or https:// URL");
+    }
+    if (has_userinfo(v->valuestring)) {
+        return weir_err_set(err, WEIR_EINVAL, attr,
+                            "must not carry credentials (user:password@): they would show in "
+                            "logs and events");
     }
     *out = weir_strdup(v->valuestring);
     return 0;

@@ -54,6 +54,16 @@ typedef struct weir_settings {
     unsigned source_timeout_s;
     size_t outbox_max;
     bool system_events; /* weir's own events enter the namespaces they concern */
+    /* Delivery to listeners' targets (the deliver module's limits). */
+    size_t delivery_inflight;         /* attempts in flight at once */
+    size_t delivery_per_target;       /* of them, to one listener's target */
+    size_t delivery_per_host;         /* of them, to one scheme://host:port; 0: no limit */
+    size_t delivery_stalled_inflight; /* of them, to targets that stopped answering (0: a
+                                         quarter of delivery_inflight) */
+    unsigned delivery_stall_s;        /* in flight this long without an answer: stalled */
+    size_t delivery_pending_max;      /* deliveries kept pending; past it the oldest of the
+                                         listener with the most are given up (0: no bound) */
+    unsigned reply_max_hops;          /* replies to replies accepted */
 } weir_settings_t;
 
 #define WEIR_MIN_BODY_LIMIT (64 * 1024)

@@ -315,6 +315,13 @@ int weir_listeners_start(weir_server_t *srv)
     cfg.match_release = release_reply;
     cfg.match_arg = srv;
     cfg.system_events = srv->settings->system_events;
+    cfg.max_inflight = srv->settings->delivery_inflight;
+    cfg.max_per_target = srv->settings->delivery_per_target;
+    cfg.max_per_host = srv->settings->delivery_per_host;
+    cfg.max_stalled = srv->settings->delivery_stalled_inflight;
+    cfg.stall_us = (int64_t)srv->settings->delivery_stall_s * 1000000;
+    cfg.max_hops = srv->settings->reply_max_hops;
+    cfg.max_reply = srv->settings->max_body; /* a reply enters its namespace like any event */
     if (weir_deliver_start(srv->store, &cfg, &srv->deliver, &err) != 0) {
         weir_error("serve", "cannot start the delivery engine: %s", err.msg);
         return -1;

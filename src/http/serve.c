@@ -29,6 +29,7 @@ static int open_store(const weir_settings_t *s, weir_store_t **store)
     cfg.batch_max = s->batch_max;
     cfg.no_sync = s->no_sync;
     cfg.outbox_max = s->source_sink[0] != '\0' ? s->outbox_max : 0;
+    cfg.deliveries_max = s->delivery_pending_max;
 
     weir_err_t err = {0};
     if (weir_store_open(&cfg, store, &err) != 0) {

@@ -94,6 +94,27 @@ static const opt_t opts[] = {
     {"outbox-max", "WEIR_OUTBOX_MAX", "100000", OPT_SIZE, AT(outbox_max),
      "events waiting to go out; when full, broadcast and replay answer 503 and events born of "
      "weir itself are kept in history only (counted in weir_outbox_overflow_total)"},
+    {"delivery-inflight", "WEIR_DELIVERY_INFLIGHT", "512", OPT_SIZE, AT(delivery_inflight),
+     "delivery attempts to listeners' targets in flight at once"},
+    {"delivery-per-target", "WEIR_DELIVERY_PER_TARGET", "128", OPT_SIZE, AT(delivery_per_target),
+     "of them, to one listener's target (a quarter of it once three quarters of the slots are "
+     "taken)"},
+    {"delivery-per-host", "WEIR_DELIVERY_PER_HOST", "0", OPT_SIZE, AT(delivery_per_host),
+     "of them, to one scheme://host:port, whichever listeners they serve; 0: no limit"},
+    {"delivery-stalled-inflight", "WEIR_DELIVERY_STALLED_INFLIGHT", "0", OPT_SIZE,
+     AT(delivery_stalled_inflight),
+     "of them, what targets that stopped answering share, so that the others keep the rest; "
+     "0: a quarter of --delivery-inflight"},
+    {"delivery-stall", "WEIR_DELIVERY_STALL", "5", OPT_UINT, AT(delivery_stall_s),
+     "seconds a target's attempts may be in flight without any answer before it counts as "
+     "stalled"},
+    {"delivery-pending-max", "WEIR_DELIVERY_PENDING_MAX", "1000000", OPT_SIZE,
+     AT(delivery_pending_max),
+     "deliveries kept pending (waiting, retrying or in flight); past it the oldest of the "
+     "listener with the most are given up and counted as failed; 0: no limit"},
+    {"reply-max-hops", "WEIR_REPLY_MAX_HOPS", "8", OPT_UINT, AT(reply_max_hops),
+     "replies to replies accepted before a reply is dropped as a likely loop (a reply is read "
+     "up to --max-body)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -221,6 +242,25 @@ static int check_history(weir_settings_t *s)
     return 0;
 }
 
+static int check_delivery(weir_settings_t *s)
+{
+    if (s->delivery_stalled_inflight == 0) {
+        s->delivery_stalled_inflight = s->delivery_inflight / 4 > 0 ? s->delivery_inflight / 4 : 1;
+    }
+    if (s->delivery_inflight < 2 || s->delivery_per_target == 0 || s->delivery_stall_s == 0 ||
+        s->delivery_stalled_inflight >= s->delivery_inflight) {
+        fprintf(stderr, "weir serve: --delivery-inflight must be at least 2, --delivery-per-target"
+                        " and --delivery-stall above 0, and --delivery-stalled-inflight below"
+                        " --delivery-inflight\n");
+        return -1;
+    }
+    if (s->reply_max_hops > 1000) {
+        fprintf(stderr, "weir serve: --reply-max-hops is at most 1000\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int check(weir_settings_t *s)
 {
     if (s->max_body < WEIR_MIN_BODY_LIMIT) {
@@ -249,7 +289,7 @@ static int check(weir_settings_t *s)
         weir_error("serve", "--source-inflight, --source-timeout and --outbox-max must be > 0");
         return -1;
     }
-    return check_history(s);
+    return check_history(s) == 0 ? check_delivery(s) : -1;
 }
 
 int weir_settings_parse(weir_settings_t *s, int argc, char **argv)

@@ -93,13 +93,18 @@ char *weir_route_correlation_key(const weir_listener_t *l, const weir_event_t *e
 /* ---- filter dialects ------------------------------------------------------------------- */
 
 /*
- * Parses one filter expression: an object with exactly one of exact, prefix, suffix (objects
- * of attribute to string; every attribute must exist and its value be equal to, start with or
- * end with the string), all, any (non-empty arrays of filters), not (a filter) or cesql (an
- * expression that must yield true). path names the filter in errors. Thread-safe.
+ * Parses one filter expression, accepting what Knative's webhook accepts: an object that sets
+ * at most one of exact, prefix, suffix (an object of one attribute to a string: the attribute
+ * must exist and its value be equal to, start with or end with the string), all, any (arrays of
+ * at most WEIR_ROUTE_FILTERS_MAX filters), not (a filter) or cesql (an expression that must
+ * yield true). A member that is empty ({}, [], "") or null sets nothing. A filter that sets
+ * nothing, or whose value is "", has no say, as in Knative's broker: it is left out of the all
+ * or any that holds it, and a not of it has no say either. path names the filter in errors.
+ * Thread-safe.
  */
 int weir_route_filter_parse(const cJSON *f, const char *path, int depth, weir_route_filter_t **out,
                             weir_err_t *err);
+/* False only when the filter fails for ev (a filter with no say passes). */
 bool weir_route_filter_match(const weir_route_filter_t *f, const weir_event_t *ev);
 void weir_route_filter_free(weir_route_filter_t *f);
 

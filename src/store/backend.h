@@ -108,6 +108,9 @@ typedef struct weir_store_backend {
                        size_t *n, weir_err_t *err);
     /* Any thread: the committed depth and the rows left out for lack of room. */
     void (*outbox_stats)(void *db, int64_t *depth, uint64_t *overflowed);
+    /* Any thread: the committed count of pending deliveries, and those given up past
+     * deliveries_max since the open. */
+    void (*deliveries_stats)(void *db, int64_t *pending, uint64_t *dropped);
 } weir_store_backend_t;
 
 /* A job that runs on the writer thread, inside the transaction of its group. */

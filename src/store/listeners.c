@@ -149,6 +149,15 @@ int weir_store_deliveries_pending(weir_store_t *store, int64_t now_us, int64_t *
     return be->deliveries_pending(db, now_us, count, next_due_us, err);
 }
 
+void weir_store_deliveries_stats(weir_store_t *store, int64_t *pending, uint64_t *dropped)
+{
+    const weir_store_backend_t *be;
+    void *db;
+
+    weir_store_backend_of(store, &be, &db);
+    be->deliveries_stats(db, pending, dropped);
+}
+
 /* ---- freeing --------------------------------------------------------------------------- */
 
 void weir_store_listener_clear(weir_store_listener_t *l)
@@ -187,6 +196,7 @@ void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n)
         weir_free(list[i].ns);
         weir_free(list[i].payload);
         weir_free(list[i].last_error);
+        weir_free(list[i].error_data);
     }
     weir_free(list);
 }

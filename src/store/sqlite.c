@@ -111,6 +111,11 @@ static const char *const migrations[] = {
     /* The newest seq retention has removed from a namespace, so that a live stream that resumes
      * below it can tell its client which events it will not see. */
     "ALTER TABLE namespaces ADD COLUMN trimmed_seq INTEGER NOT NULL DEFAULT 0;",
+    /* Why a delivery turned to its dead-letter sink (the target's last status and answer), kept
+     * apart from last_status and last_error, which the dead-letter sink's own failures
+     * overwrite. NULL: not dead-lettered, or by a version that kept it in last_*. */
+    "ALTER TABLE deliveries ADD COLUMN error_status INTEGER;"
+    "ALTER TABLE deliveries ADD COLUMN error_data TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -583,6 +588,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     if (rc == 0) {
         rc = outbox_count(d, err);
     }
+    if (rc == 0) {
+        rc = weir_sqlite_listen_open(d->listen, d->writer->db, cfg->deliveries_max, err);
+    }
     sqlite3_wal_hook(d->writer->db, on_wal_commit, d);
     if (rc != 0) {
         goto fail;
@@ -640,6 +648,7 @@ static int sq_begin(void *db)
 
     d->txn_lost = false;
     d->outbox_txn = 0;
+    weir_sqlite_listen_txn_begin(d->listen);
     return exec_stmt(d->writer, ST_BEGIN);
 }
 
@@ -660,6 +669,7 @@ static int sq_commit(void *db)
         return WEIR_EIO;
     }
     atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
+    weir_sqlite_listen_txn_commit(d->listen);
     return 0;
 }
 
@@ -853,7 +863,8 @@ static int write_items(sqlite_db_t *d, weir_store_write_t *w)
     return outbox_remove(d, w);
 }
 
-/* The deliveries and `and` state the items cause, and the write's delivery outcomes. */
+/* The deliveries and `and` state the items cause, the write's delivery outcomes, and the bound
+ * on pending deliveries. */
 static int write_listen(sqlite_db_t *d, weir_store_write_t *w)
 {
     for (size_t i = 0; i < w->nitems; i++) {
@@ -862,7 +873,8 @@ static int write_listen(sqlite_db_t *d, weir_store_write_t *w)
             return rc;
         }
     }
-    return weir_sqlite_listen_outcomes(d->listen, d->writer->db, w, w->received_us);
+    int rc = weir_sqlite_listen_outcomes(d->listen, d->writer->db, w, w->received_us);
+    return rc == 0 ? weir_sqlite_listen_bound(d->listen, d->writer->db) : rc;
 }
 
 /* Runs a write inside a savepoint, so that its failure undoes it alone. */
@@ -875,6 +887,7 @@ static int sq_write(void *db, weir_store_write_t *w)
         return writer_failed(d);
     }
     d->outbox_write = 0;
+    weir_sqlite_listen_write_begin(d->listen);
     int rc = write_items(d, w);
     if (rc == 0) {
         rc = write_listen(d, w);
@@ -884,6 +897,7 @@ static int sq_write(void *db, weir_store_write_t *w)
             return writer_failed(d);
         }
         d->outbox_txn += d->outbox_write;
+        weir_sqlite_listen_write_keep(d->listen);
         return 0;
     }
     if (rc != WEIR_ENOTFOUND) {
@@ -943,6 +957,7 @@ static int sq_ns_delete(void *db, const char *name)
     if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
         return writer_failed(d);
     }
+    weir_sqlite_listen_write_begin(d->listen);
     int rc = delete_by_name(c, ST_NS_DELETE, name, &changed);
     if (rc == 0 && changed) {
         rc = weir_sqlite_listen_ns_delete(d->listen, c->db, name);
@@ -964,6 +979,9 @@ static int sq_ns_delete(void *db, const char *name)
     }
     if (!d->txn_lost && exec_stmt(c, ST_RELEASE) != 0) {
         return writer_failed(d);
+    }
+    if (rc == 0) {
+        weir_sqlite_listen_write_keep(d->listen);
     }
     return rc;
 }
@@ -1562,6 +1580,12 @@ static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_o
     return 0;
 }
 
+static void sq_deliveries_stats(void *db, int64_t *pending, uint64_t *dropped)
+{
+    sqlite_db_t *d = db;
+    weir_sqlite_listen_stats(d->listen, pending, dropped);
+}
+
 static void sq_outbox_stats(void *db, int64_t *depth, uint64_t *overflowed)
 {
     sqlite_db_t *d = db;
@@ -1603,4 +1627,5 @@ const weir_store_backend_t weir_store_sqlite = {
     .deliveries_pending = weir_sqlite_deliveries_pending,
     .outbox_next = sq_outbox_next,
     .outbox_stats = sq_outbox_stats,
+    .deliveries_stats = sq_deliveries_stats,
 };

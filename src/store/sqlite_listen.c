@@ -5,6 +5,7 @@
  * never take a connection from the history readers.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "store/sqlite_listen.h"
@@ -31,6 +32,10 @@ typedef enum wstmt {
     W_NS_UNCOLLECT,
     W_NS_UNDELIVER,
     W_NS_UNLISTEN,
+    W_PENDING,
+    W_MOST,
+    W_DROP,
+    W_DROP_TALLY,
     W_MAX
 } wstmt_t;
 
@@ -57,8 +62,10 @@ static const char *const wsql[W_MAX] = {
     [W_DELETE] = "DELETE FROM deliveries WHERE id = ?1",
     [W_RETRY] = "UPDATE deliveries SET attempts = ?2, due_us = ?3, last_status = ?4,"
                 " last_error = ?5 WHERE id = ?1",
+    /* The target's failure is kept in error_* for knativeerrorcode and knativeerrordata. */
     [W_DEAD] = "UPDATE deliveries SET dead_letter = 1, attempts = 0, due_us = ?3,"
-               " last_status = ?4, last_error = ?5 WHERE id = ?1",
+               " last_status = ?4, last_error = ?5, error_status = ?4, error_data = ?5"
+               " WHERE id = ?1",
     [W_NS_PRESENT] = "SELECT 1 FROM namespaces WHERE name = ?1",
     [W_PUT] = "INSERT INTO listeners (id, ns, created_us, spec) VALUES (?1, ?2, ?3, ?4)"
               " ON CONFLICT (id) DO NOTHING",
@@ -69,6 +76,15 @@ static const char *const wsql[W_MAX] = {
                        " WHERE listener IN (SELECT id FROM listeners WHERE ns = ?1)",
     [W_NS_UNDELIVER] = "DELETE FROM deliveries WHERE ns = ?1",
     [W_NS_UNLISTEN] = "DELETE FROM listeners WHERE ns = ?1",
+    [W_PENDING] = "SELECT count(*) FROM deliveries",
+    /* The listener with the most pending deliveries (a pass over an index: only past the
+     * bound, and then once per DROP_SLACK of the bound). */
+    [W_MOST] = "SELECT listener, ns, count(*) AS n FROM deliveries GROUP BY listener"
+               " ORDER BY n DESC LIMIT 1",
+    /* Its oldest; +listener walks the ids from the oldest rather than sorting its rows. */
+    [W_DROP] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+               " WHERE +listener = ?1 ORDER BY id LIMIT ?2)",
+    [W_DROP_TALLY] = "UPDATE listeners SET failed = failed + ?2 WHERE id = ?1",
 };
 
 typedef enum rstmt {
@@ -86,7 +102,9 @@ typedef enum rstmt {
 #define LISTENER_COLUMNS "id, ns, spec, created_us, delivered, failed, dead_lettered"
 #define DELIVERY_COLUMNS                                                                           \
     "d.id, d.listener, d.ns, d.seq, coalesce(d.payload, e.event), d.payload IS NOT NULL,"          \
-    " d.attempts, d.dead_letter, d.due_us, d.created_us, d.last_status, d.last_error"              \
+    " d.attempts, d.dead_letter, d.due_us, d.created_us, d.last_status, d.last_error,"             \
+    " coalesce(d.error_status, d.last_status),"                                                    \
+    " CASE WHEN d.error_status IS NULL THEN d.last_error ELSE d.error_data END"                    \
     " FROM deliveries d LEFT JOIN events e ON d.payload IS NULL AND e.seq = d.seq"
 
 static const char *const rsql[R_MAX] = {
@@ -109,10 +127,23 @@ static const char *const rsql[R_MAX] = {
     [R_NEXT] = "SELECT min(due_us) FROM deliveries WHERE due_us > ?1",
 };
 
+/* Past the bound, deliveries are given up down to this fraction of it below the bound, so that
+ * the search for the listener with the most runs once per so many new deliveries. */
+#define DROP_SLACK 100
+
 struct weir_sqlite_listen {
     char *path;
     sqlite3_stmt *w[W_MAX]; /* on the writer's connection; writer thread only */
-    pthread_mutex_t lock;   /* guards the reader */
+    /* Pending deliveries: the committed count, and what the writer's open transaction and its
+     * current write changed of it (applied once they commit), as sqlite.c does for the outbox. */
+    size_t pending_max; /* 0: no bound */
+    atomic_int_fast64_t pending;
+    int64_t pending_txn;
+    int64_t pending_write;
+    atomic_uint_fast64_t dropped;
+    uint64_t dropped_txn;
+    uint64_t dropped_write;
+    pthread_mutex_t lock; /* guards the reader */
     sqlite3 *reader;
     sqlite3_stmt *r[R_MAX];
 };
@@ -200,6 +231,7 @@ void weir_sqlite_listen_free(weir_sqlite_listen_t *l)
 static int deliver(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_item_t *it,
                    const weir_store_match_t *m, int64_t now_us)
 {
+    int added = 0;
     sqlite3_stmt *st = wget(l, db, W_DELIVER);
     if (st != NULL) {
         text(st, 1, m->listener);
@@ -207,13 +239,16 @@ static int deliver(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_item_t
         sqlite3_bind_int64(st, 3, it->seq);
         sqlite3_bind_int64(st, 4, now_us);
     }
-    return run(db, st, "create delivery", NULL);
+    int rc = run(db, st, "create delivery", &added);
+    l->pending_write += added;
+    return rc;
 }
 
 /* Runs a statement bound to (listener, key[, ns, now]) that returns no rows. */
 static int keyed(weir_sqlite_listen_t *l, sqlite3 *db, wstmt_t id, const weir_store_match_t *m,
                  const char *ns, int64_t now_us)
 {
+    int changes = 0;
     sqlite3_stmt *st = wget(l, db, id);
     if (st != NULL) {
         text(st, 1, m->listener);
@@ -223,7 +258,9 @@ static int keyed(weir_sqlite_listen_t *l, sqlite3 *db, wstmt_t id, const weir_st
             sqlite3_bind_int64(st, 4, now_us);
         }
     }
-    return run(db, st, wsql[id], NULL);
+    int rc = run(db, st, wsql[id], &changes);
+    l->pending_write += id == W_FIRE ? changes : 0;
+    return rc;
 }
 
 static int count_set(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_match_t *m,
@@ -313,7 +350,10 @@ static int finish(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_outcome
     if (st != NULL) {
         sqlite3_bind_int64(st, 1, o->delivery);
     }
-    return rc == 0 ? run(db, st, "remove a finished delivery", NULL) : rc;
+    int removed = 0;
+    rc = rc == 0 ? run(db, st, "remove a finished delivery", &removed) : rc;
+    l->pending_write -= removed;
+    return rc;
 }
 
 static int reschedule(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_outcome_t *o,
@@ -346,6 +386,117 @@ int weir_sqlite_listen_outcomes(weir_sqlite_listen_t *l, sqlite3 *db, const weir
     return 0;
 }
 
+/* ---- writer: the bound on pending deliveries ------------------------------------------- */
+
+static char *col_str(sqlite3_stmt *st, int i);
+
+int weir_sqlite_listen_open(weir_sqlite_listen_t *l, sqlite3 *db, size_t pending_max,
+                            weir_err_t *err)
+{
+    sqlite3_stmt *st = wget(l, db, W_PENDING);
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW) {
+        atomic_store(&l->pending, sqlite3_column_int64(st, 0));
+    }
+    if (st != NULL) {
+        done(st);
+    }
+    if (rc != SQLITE_ROW) {
+        return weir_err_set(err, failed(db, "count pending deliveries"), NULL,
+                            "cannot read the deliveries");
+    }
+    l->pending_max = pending_max;
+    return 0;
+}
+
+void weir_sqlite_listen_txn_begin(weir_sqlite_listen_t *l)
+{
+    l->pending_txn = 0;
+    l->dropped_txn = 0;
+}
+
+void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l)
+{
+    atomic_fetch_add(&l->pending, l->pending_txn);
+    atomic_fetch_add(&l->dropped, l->dropped_txn);
+}
+
+void weir_sqlite_listen_write_begin(weir_sqlite_listen_t *l)
+{
+    l->pending_write = 0;
+    l->dropped_write = 0;
+}
+
+void weir_sqlite_listen_write_keep(weir_sqlite_listen_t *l)
+{
+    l->pending_txn += l->pending_write;
+    l->dropped_txn += l->dropped_write;
+}
+
+void weir_sqlite_listen_stats(weir_sqlite_listen_t *l, int64_t *pending, uint64_t *dropped)
+{
+    *pending = atomic_load(&l->pending);
+    *dropped = atomic_load(&l->dropped);
+}
+
+/* Gives up the oldest n pending deliveries of listener, counting them as failed. */
+static int drop_oldest(weir_sqlite_listen_t *l, sqlite3 *db, const char *listener, int64_t n,
+                       int *dropped)
+{
+    sqlite3_stmt *st = wget(l, db, W_DROP);
+    if (st != NULL) {
+        text(st, 1, listener);
+        sqlite3_bind_int64(st, 2, n);
+    }
+    int rc = run(db, st, "give up pending deliveries", dropped);
+    st = rc == 0 ? wget(l, db, W_DROP_TALLY) : NULL;
+    if (st != NULL) {
+        text(st, 1, listener);
+        sqlite3_bind_int64(st, 2, *dropped);
+    }
+    return rc == 0 ? run(db, st, "count given up deliveries", NULL) : rc;
+}
+
+/*
+ * Past the bound on pending deliveries, the oldest of the listener with the most are given up
+ * (counted as failed): a target that has long been down, with many retries, pays for its own
+ * backlog, while the other listeners and the ingest go on. The events stay in history.
+ */
+int weir_sqlite_listen_bound(weir_sqlite_listen_t *l, sqlite3 *db)
+{
+    int64_t count = atomic_load(&l->pending) + l->pending_txn + l->pending_write;
+    if (l->pending_max == 0 || count <= (int64_t)l->pending_max || l->pending_write <= 0) {
+        return 0;
+    }
+    int64_t over = count - (int64_t)l->pending_max + (int64_t)(l->pending_max / DROP_SLACK);
+    sqlite3_stmt *st = wget(l, db, W_MOST);
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc != SQLITE_ROW) {
+        if (st != NULL) {
+            done(st);
+        }
+        return rc == SQLITE_DONE ? 0 : failed(db, "find the longest backlog");
+    }
+    char *listener = col_str(st, 0);
+    char *ns = col_str(st, 1);
+    int64_t most = sqlite3_column_int64(st, 2);
+    done(st);
+
+    int dropped = 0;
+    rc = drop_oldest(l, db, listener, over < most ? over : most, &dropped);
+    if (rc == 0) {
+        l->pending_write -= dropped;
+        l->dropped_write += (uint64_t)dropped;
+        WEIR_LOG(WEIR_LOG_WARN, MODULE, ns,
+                 "gave up the %d oldest pending deliveries of listener %s: %lld were pending,"
+                 " more than the limit of %zu",
+                 dropped, listener, (long long)count, l->pending_max);
+    }
+    weir_free(listener);
+    weir_free(ns);
+    return rc;
+}
+
 /* ---- writer: listeners ----------------------------------------------------------------- */
 
 /* Runs one of the statements that take a single name or id. */
@@ -360,10 +511,12 @@ static int by_name(weir_sqlite_listen_t *l, sqlite3 *db, wstmt_t id, const char 
 
 int weir_sqlite_listen_ns_delete(weir_sqlite_listen_t *l, sqlite3 *db, const char *ns)
 {
+    int removed = 0;
     int rc = by_name(l, db, W_NS_UNCOLLECT, ns, NULL);
     if (rc == 0) {
-        rc = by_name(l, db, W_NS_UNDELIVER, ns, NULL);
+        rc = by_name(l, db, W_NS_UNDELIVER, ns, &removed);
     }
+    l->pending_write -= removed;
     return rc == 0 ? by_name(l, db, W_NS_UNLISTEN, ns, NULL) : rc;
 }
 
@@ -419,7 +572,10 @@ int weir_sqlite_listener_delete(void *db, const char *ns, const char *id)
     if (rc == 0) {
         rc = by_name(l, w, W_UNCOLLECT, id, NULL);
     }
-    return rc == 0 ? by_name(l, w, W_UNDELIVER, id, NULL) : rc;
+    int removed = 0;
+    rc = rc == 0 ? by_name(l, w, W_UNDELIVER, id, &removed) : rc;
+    l->pending_txn -= removed; /* a call has no savepoint: its changes go with the transaction */
+    return rc;
 }
 
 /* ---- reads ----------------------------------------------------------------------------- */
@@ -583,6 +739,8 @@ static void delivery_fill(sqlite3_stmt *st, weir_store_delivery_t *d)
     d->created_us = sqlite3_column_int64(st, 9);
     d->last_status = sqlite3_column_int(st, 10);
     d->last_error = col_str(st, 11);
+    d->error_status = sqlite3_column_int(st, 12);
+    d->error_data = col_str(st, 13);
 }
 
 /* Gathers the rows of a bound delivery query; releases the reader. */

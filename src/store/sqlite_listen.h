@@ -30,6 +30,23 @@ int weir_sqlite_listen_outcomes(weir_sqlite_listen_t *l, sqlite3 *db, const weir
 /* Writer: removes a deleted namespace's listeners, state and deliveries. */
 int weir_sqlite_listen_ns_delete(weir_sqlite_listen_t *l, sqlite3 *db, const char *ns);
 
+/* Writer, at open after the migrations: counts the pending deliveries; past pending_max (0: no
+ * bound) weir_sqlite_listen_bound gives some up. */
+int weir_sqlite_listen_open(weir_sqlite_listen_t *l, sqlite3 *db, size_t pending_max,
+                            weir_err_t *err);
+/* Writer: the bounds of the transaction and of each write's savepoint, so that the count of
+ * pending deliveries follows only what commits: begin and commit the transaction; begin a
+ * write, and keep it once its savepoint is released (a write undone is simply not kept). */
+void weir_sqlite_listen_txn_begin(weir_sqlite_listen_t *l);
+void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l);
+void weir_sqlite_listen_write_begin(weir_sqlite_listen_t *l);
+void weir_sqlite_listen_write_keep(weir_sqlite_listen_t *l);
+/* Writer, at the end of a write that created deliveries: past the bound, gives up the oldest
+ * pending deliveries of the listener with the most, counted as failed. */
+int weir_sqlite_listen_bound(weir_sqlite_listen_t *l, sqlite3 *db);
+/* Any thread: the committed count of pending deliveries, and how many were given up. */
+void weir_sqlite_listen_stats(weir_sqlite_listen_t *l, int64_t *pending, uint64_t *dropped);
+
 /* The backend entries (void *db is sqlite.c's handle). */
 int weir_sqlite_listener_put(void *db, const weir_store_listener_t *li);
 int weir_sqlite_listener_delete(void *db, const char *ns, const char *id);

@@ -24,15 +24,18 @@
 typedef struct weir_store weir_store_t;
 
 typedef struct weir_store_config {
-    const char *data_dir; /* SQLite: the database is <data_dir>/weir.db; created when missing */
-    size_t queue_max;     /* most writes waiting for the writer; past it submit says BUSY */
-    size_t batch_max;     /* most writes in one transaction */
-    bool no_sync;         /* commit without fsync: faster, but a power loss or kernel crash can
-                             lose events already acknowledged (a process crash cannot) */
-    size_t outbox_max;    /* most events waiting in the outbox; 0: no outbox (no source) */
+    const char *data_dir;  /* SQLite: the database is <data_dir>/weir.db; created when missing */
+    size_t queue_max;      /* most writes waiting for the writer; past it submit says BUSY */
+    size_t batch_max;      /* most writes in one transaction */
+    bool no_sync;          /* commit without fsync: faster, but a power loss or kernel crash can
+                              lose events already acknowledged (a process crash cannot) */
+    size_t outbox_max;     /* most events waiting in the outbox; 0: no outbox (no source) */
+    size_t deliveries_max; /* most deliveries pending; past it the oldest of the listener with
+                              the most are given up, counted as failed; 0: no bound */
 } weir_store_config_t;
 
-/* Fills cfg with the defaults (queue_max 4096, batch_max 256, sync on, no outbox). */
+/* Fills cfg with the defaults (queue_max 4096, batch_max 256, sync on, no outbox, no bound on
+ * pending deliveries). */
 void weir_store_config_default(weir_store_config_t *cfg);
 
 /*
@@ -410,7 +413,12 @@ typedef struct weir_store_delivery {
     int64_t due_us;     /* when the next attempt is due */
     int64_t created_us; /* when the event was committed */
     int last_status;    /* HTTP status of the last attempt (0: none or no answer) */
-    char *last_error;   /* what the target answered last (for knativeerrordata), or NULL */
+    char *last_error;   /* what the last attempt got: its answer's start or the error, or NULL */
+    /* In the dead-letter phase: why it began, the target's last status and answer, for
+     * knativeerrorcode and knativeerrordata (the dead-letter sink's own failures do not touch
+     * them). */
+    int error_status;
+    char *error_data;
 } weir_store_delivery_t;
 
 void weir_store_deliveries_free(weir_store_delivery_t *list, size_t n);
@@ -428,6 +436,10 @@ int weir_store_deliveries_due(weir_store_t *store, const char *listener, int64_t
  * call created (ids only grow). */
 int weir_store_deliveries_new(weir_store_t *store, int64_t after_id, size_t limit,
                               weir_store_delivery_t **out, size_t *n, weir_err_t *err);
+
+/* The deliveries pending (committed; cheap: no database access), and how many were given up
+ * past deliveries_max since the store was opened. */
+void weir_store_deliveries_stats(weir_store_t *store, int64_t *pending, uint64_t *dropped);
 
 /* Deliveries not finished (count may be NULL), and the earliest due_us after now_us among them
  * (INT64_MAX when none). */

@@ -1,7 +1,8 @@
 /*
  * The engine and its targets: a delivery loaded before its listener's target is known (at a
  * restart, the engine's first load runs while the targets are still being registered) waits
- * for the target, and is attempted once it is set; it is never dropped.
+ * for the target, and is attempted once it is set; it is never dropped. A large backlog of new
+ * deliveries is read a few pages per turn, so that the engine's thread stays responsive.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,33 @@ static void store_matched_event(fx_t *fx)
     weir_ce_free(ev);
 }
 
+/* Stores n events that listener l1 is to get, in writes of up to 1000. */
+static void store_matched_events(fx_t *fx, int n)
+{
+    enum { CHUNK = 1000 };
+    static weir_store_item_t items[CHUNK];
+    static weir_event_t *evs[CHUNK];
+    weir_store_match_t m = {.listener = "l1", .kind = WEIR_STORE_MATCH_DELIVER};
+    char id[32];
+
+    for (int done = 0; done < n; done += CHUNK) {
+        int k = n - done < CHUNK ? n - done : CHUNK;
+        for (int i = 0; i < k; i++) {
+            evs[i] = weir_ce_new();
+            snprintf(id, sizeof(id), "b%d", done + i);
+            weir_ce_set(evs[i], "specversion", "1.0", WEIR_CE_STRING, NULL);
+            weir_ce_set(evs[i], "id", id, WEIR_CE_STRING, NULL);
+            weir_ce_set(evs[i], "source", "/test", WEIR_CE_STRING, NULL);
+            weir_ce_set(evs[i], "type", "t", WEIR_CE_STRING, NULL);
+            items[i] = (weir_store_item_t){.ns = "ns", .ev = evs[i], .matches = &m, .nmatches = 1};
+        }
+        assert_int_equal(weir_store_write_sync(fx->store, items, (size_t)k), 0);
+        for (int i = 0; i < k; i++) {
+            weir_ce_free(evs[i]);
+        }
+    }
+}
+
 /* The attempts made so far on the one pending delivery; -1 when none is pending. */
 static int attempts(fx_t *fx)
 {
@@ -108,10 +136,35 @@ static void a_delivery_waits_for_its_target(void **state)
     weir_deliver_stop(d, 1000);
 }
 
+/*
+ * 150,000 new deliveries whose target is not known take no slot, so nothing but the page limit
+ * ends the scan that reads them. A stop, which the thread notices between turns, must not wait
+ * for the whole backlog to be read.
+ */
+static void a_backlog_is_read_a_few_pages_per_turn(void **state)
+{
+    fx_t *fx = *state;
+    store_matched_events(fx, 150000);
+
+    weir_deliver_config_t cfg;
+    weir_deliver_config_default(&cfg);
+    cfg.system_events = false;
+    weir_deliver_t *d = NULL;
+    assert_int_equal(weir_deliver_start(fx->store, &cfg, &d, NULL), 0);
+    pause_ms(2); /* the first turn's scan is under way */
+    uint64_t t0 = weir_mono_ns();
+    weir_deliver_stop(d, 0);
+    uint64_t ms = (weir_mono_ns() - t0) / 1000000;
+    if (ms > 100) {
+        fail_msg("the engine took %llu ms to notice a stop", (unsigned long long)ms);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_delivery_waits_for_its_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_backlog_is_read_a_few_pages_per_turn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

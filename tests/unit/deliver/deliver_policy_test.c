@@ -56,6 +56,15 @@ static void test_spec(void **state)
             "delivery.backoffDelay");
     refused("{\"sink\":\"http://t/\",\"delivery\":{\"deadLetterSink\":\"t\"}}",
             "delivery.deadLetterSink");
+
+    /* credentials in a URL would show in logs, system events and knativeerrordest */
+    refused("{\"sink\":\"https://user:pass@t/\"}", "sink");
+    refused("{\"sink\":\"http://token@t:8080\"}", "sink");
+    refused("{\"sink\":\"http://t/\",\"delivery\":{\"deadLetterSink\":\"http://u:p@d/x\"}}",
+            "delivery.deadLetterSink");
+    /* an @ past the authority is no credential */
+    assert_int_equal(parse("{\"sink\":\"http://t/a@b?c=d@e#f@g\"}", &s, NULL), 0);
+    weir_deliver_spec_clear(&s);
 }
 
 static void test_classify(void **state)

@@ -88,6 +88,46 @@ static void test_dialects(void **state)
     weir_ce_free(ev);
 }
 
+/* Filters that set nothing have no say, as in Knative's broker: left out of all and any. */
+static void test_filters_without_say(void **state)
+{
+    weir_event_t *ev = event("t", "order-eu", "a");
+    static const char *const pass[] = {
+        "[{\"all\":[]}]",
+        "[{\"any\":[]}]",
+        "[{}]",
+        "[{\"not\":{}}]",
+        "[{\"not\":{\"any\":[]}}]",
+        "[{\"cesql\":\"\"}]",
+        "[{\"exact\":{\"subject\":\"\"}}]",
+        "[{\"prefix\":{\"nope\":\"\"}}]",
+        "[{\"any\":[{\"all\":[]},{\"exact\":{\"region\":\"a\"}}]}]",
+        "[{\"all\":[{\"any\":[]},{\"exact\":{\"region\":\"a\"}}]}]",
+        "[{\"not\":{\"all\":[{},{\"exact\":{\"region\":\"b\"}}]}}]",
+    };
+    static const char *const fail[] = {
+        "[{\"any\":[{\"all\":[]},{\"exact\":{\"region\":\"b\"}}]}]",
+        "[{\"all\":[{},{\"exact\":{\"region\":\"b\"}}]}]",
+        "[{\"not\":{\"any\":[{},{\"exact\":{\"region\":\"a\"}}]}}]",
+        "[{\"all\":[]},{\"exact\":{\"region\":\"b\"}}]",
+    };
+    char json[512];
+
+    for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+        snprintf(json, sizeof(json), "{\"type\":\"t\",\"filters\":%s}", pass[i]);
+        if (!matches(json, ev)) {
+            fail_msg("%s should pass", pass[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof(fail) / sizeof(fail[0]); i++) {
+        snprintf(json, sizeof(json), "{\"type\":\"t\",\"filters\":%s}", fail[i]);
+        if (matches(json, ev)) {
+            fail_msg("%s should fail", fail[i]);
+        }
+    }
+    weir_ce_free(ev);
+}
+
 static void test_correlation_key(void **state)
 {
     const char *json = "{\"mode\":\"and\",\"events\":[{\"type\":\"a\"},{\"type\":\"b\"}],"
@@ -112,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_dialects),
+        cmocka_unit_test(test_filters_without_say),
         cmocka_unit_test(test_correlation_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
