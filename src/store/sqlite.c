@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -225,6 +226,7 @@ typedef struct conn {
 
 typedef struct sqlite_db {
     char *path;
+    int lock_fd; /* <data_dir>/weir.lock, held exclusively while the store is open */
     bool no_sync;
     conn_t *writer;
     conn_t *checkpointer;  /* used by the syncer thread only */
@@ -503,6 +505,9 @@ static void sq_close(void *db)
     weir_sqlite_listen_free(d->listen); /* its statements live on the writer's connection */
     conn_close(d->writer);
     conn_close(d->checkpointer); /* last: its close checkpoints with syncs */
+    if (d->lock_fd >= 0) {
+        close(d->lock_fd); /* releases the lock, once nothing touches the database any more */
+    }
     pthread_mutex_destroy(&d->pool_lock);
     weir_free(d->path);
     weir_free(d);
@@ -534,6 +539,31 @@ static int outbox_count(sqlite_db_t *d, weir_err_t *err)
     return 0;
 }
 
+/*
+ * One process per data directory: two would each run a writer (fighting over the database's
+ * lock) and a source (sending every outbox row twice). SQLite's own locks only order
+ * transactions, so weir holds an exclusive flock on <data_dir>/weir.lock for as long as the
+ * store is open. The kernel drops it when the process dies, so a crash leaves nothing to clean.
+ */
+static int lock_dir(const char *dir, int *fd, weir_err_t *err)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_buf_printf(&b, "%s/weir.lock", dir);
+    *fd = open(b.data, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    int rc = 0;
+    if (*fd < 0) {
+        rc = weir_err_set(err, WEIR_EIO, "data_dir", "cannot open %s: %s", b.data, strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        bool held = errno == EWOULDBLOCK;
+        rc = weir_err_set(err, held ? WEIR_EBUSY : WEIR_EIO, "data_dir", "the data directory %s %s",
+                          dir, held ? "is in use by another weir process" : strerror(errno));
+        close(*fd);
+        *fd = -1;
+    }
+    weir_buf_free(&b);
+    return rc;
+}
+
 static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
 {
     *out = NULL;
@@ -541,8 +571,14 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     if (rc != 0) {
         return rc;
     }
+    int lock_fd = -1;
+    rc = lock_dir(cfg->data_dir, &lock_fd, err);
+    if (rc != 0) {
+        return rc;
+    }
 
     sqlite_db_t *d = weir_calloc(1, sizeof(*d));
+    d->lock_fd = lock_fd;
     pthread_mutex_init(&d->pool_lock, NULL);
     d->path = db_path(cfg->data_dir);
     d->listen = weir_sqlite_listen_new(d->path);

@@ -1,6 +1,7 @@
 /*
- * store: durable storage of namespaces and events behind one interface, with SQLite as the
- * embedded backend (a PostgreSQL backend implements the same interface).
+ * store: durable storage of namespaces and events behind one interface (store/backend.h).
+ * SQLite is the only backend so far; the interface keeps the database out of the rest of weir
+ * so that another (PostgreSQL, for replicas sharing one database) can be added behind it.
  *
  * Writes go through one writer thread that commits in groups: it takes every write waiting in
  * its bounded queue (up to a batch limit) and commits them in one transaction. A syncer thread
@@ -38,6 +39,8 @@ void weir_store_config_default(weir_store_config_t *cfg);
 /*
  * Opens (creating or migrating forward as needed) the store and starts its writer thread.
  * The schema carries a version; a database written by a newer weir is refused with WEIR_EIO.
+ * The data directory is locked (<data_dir>/weir.lock) while the store is open: a second open
+ * of it, from this process or another, fails with WEIR_EBUSY and says so in err.
  */
 int weir_store_open(const weir_store_config_t *cfg, weir_store_t **out, weir_err_t *err);
 

@@ -338,3 +338,27 @@ test('bad source settings stop weir at start with the setting named', async () =
     }
   }
 });
+
+test('a second weir on the same data directory stops at its start: it would send every event again', async () => {
+  const broker = await new Target().start();
+  const dataDir = mkdtempSync(join(work, 'data-'));
+  const first = source(broker.url, { dataDir });
+  const second = source(broker.url, { dataDir });
+  try {
+    await first.start();
+    await assert.rejects(second.start(), /weir exited with 1/);
+    assert.ok(second.logs.some((l) => l.includes('in use by another weir process')), second.logs.join('\n'));
+    await first.createNamespace('one');
+    await broker.until(1);
+    await first.stop();
+    await second.start(); // the lock goes with the first process
+    await second.createNamespace('two');
+    await broker.until(2);
+    assert.deepEqual(broker.got.map((g) => g.headers['ce-weirnamespace']), ['one', 'two']);
+  } finally {
+    await first.cleanup();
+    await second.cleanup();
+    rmSync(dataDir, { recursive: true, force: true });
+    await broker.stop();
+  }
+});

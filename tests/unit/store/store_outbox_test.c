@@ -173,6 +173,27 @@ static void no_outbox_queues_nothing(void **state)
     fx_close(fx);
 }
 
+/* Two stores on one directory would each send every outbox row: the second open is refused,
+ * and the directory is free again once the first store closed. */
+static void a_data_directory_is_opened_once(void **state)
+{
+    fx_t *fx = *state;
+    weir_store_config_t cfg;
+    weir_store_config_default(&cfg);
+    cfg.data_dir = fx->dir;
+    cfg.outbox_max = BOUND;
+    weir_store_t *second = NULL;
+    weir_err_t err = {0};
+    assert_int_equal(weir_store_open(&cfg, &second, &err), WEIR_EBUSY);
+    assert_null(second);
+    assert_string_equal(err.attr, "data_dir");
+    assert_non_null(strstr(err.msg, "in use by another weir process"));
+    assert_int_equal(put(fx->store, "still", true, false, false), 0);
+
+    fx_reopen(fx);
+    assert_string_equal(waiting(fx->store), "still");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failed_write_queues_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(the_outbox_survives_a_reopen, setup, teardown),
         cmocka_unit_test(no_outbox_queues_nothing),
+        cmocka_unit_test_setup_teardown(a_data_directory_is_opened_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
