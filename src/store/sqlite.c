@@ -165,9 +165,9 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_NS_FILTERS_DELETE] = "DELETE FROM filters WHERE ns = ?1",
     [ST_OUTBOX_ADD] = "INSERT INTO outbox (ns, seq, event, created_us) VALUES (?1, ?2, ?3, ?4)",
     [ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
-    [ST_OUTBOX_NEXT] = "SELECT id, ns, seq, event, created_us FROM outbox WHERE id > ?1"
-                       " ORDER BY id LIMIT ?2",
-    [ST_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+    [ST_OUTBOX_NEXT] = "SELECT id, ns, seq, event, created_us FROM outbox"
+                       " WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
+    [ST_OUTBOX_COUNT] = "SELECT count(*), coalesce(max(id), 0) FROM outbox",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -243,6 +243,13 @@ typedef struct sqlite_db {
     int64_t outbox_txn;
     int64_t outbox_write;
     atomic_uint_fast64_t outbox_overflow;
+    /* The highest outbox id queued by the open transaction and by the open write (writer
+     * only), by the last commit, and by the last commit that a sync made durable: the source
+     * reads no row above the durable one. */
+    int64_t outbox_txn_last;
+    int64_t outbox_write_last;
+    atomic_int_fast64_t outbox_committed;
+    atomic_int_fast64_t outbox_durable;
 } sqlite_db_t;
 
 weir_sqlite_listen_t *weir_sqlite_listen_of(void *db, sqlite3 **writer)
@@ -521,13 +528,39 @@ static char *db_path(const char *dir)
     return weir_buf_take(&b, NULL);
 }
 
-/* The outbox's depth at open: rows left by an earlier run wait to go out. */
+/*
+ * What an earlier run wrote may still sit in the page cache only (it crashed, or ran with
+ * no_sync): one fsync of the database and its WAL at open makes it durable, so that the rows
+ * found in the outbox may go out at once.
+ */
+static int sync_at_open(sqlite_db_t *d, weir_err_t *err)
+{
+    const char *suffix[] = {"", "-wal"};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && !d->no_sync && i < 2; i++) {
+        weir_buf_t b = WEIR_BUF_INIT;
+        weir_buf_printf(&b, "%s%s", d->path, suffix[i]);
+        int fd = open(b.data, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fdatasync(fd) != 0) {
+            rc = weir_err_set(err, WEIR_EIO, NULL, "cannot fsync %s: %s", b.data, strerror(errno));
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        weir_buf_free(&b);
+    }
+    return rc;
+}
+
+/* The outbox's depth at open: rows left by an earlier run wait to go out, and are durable. */
 static int outbox_count(sqlite_db_t *d, weir_err_t *err)
 {
     sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_COUNT);
     int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
     if (rc == SQLITE_ROW) {
         atomic_store(&d->outbox_depth, sqlite3_column_int64(st, 0));
+        atomic_store(&d->outbox_committed, sqlite3_column_int64(st, 1));
+        atomic_store(&d->outbox_durable, sqlite3_column_int64(st, 1));
     }
     if (st != NULL) {
         stmt_done(st);
@@ -601,6 +634,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
         rc = migrate(d->writer->db, err);
     }
     if (rc == 0) {
+        rc = sync_at_open(d, err);
+    }
+    if (rc == 0) {
         rc = outbox_count(d, err);
     }
     sqlite3_wal_hook(d->writer->db, on_wal_commit, d);
@@ -660,6 +696,7 @@ static int sq_begin(void *db)
 
     d->txn_lost = false;
     d->outbox_txn = 0;
+    d->outbox_txn_last = 0;
     return exec_stmt(d->writer, ST_BEGIN);
 }
 
@@ -680,6 +717,9 @@ static int sq_commit(void *db)
         return WEIR_EIO;
     }
     atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
+    if (d->outbox_txn_last > 0) {
+        atomic_store(&d->outbox_committed, d->outbox_txn_last);
+    }
     return 0;
 }
 
@@ -704,9 +744,12 @@ static int wal_fsync(sqlite_db_t *d)
 static int sq_sync(void *db)
 {
     sqlite_db_t *d = db;
+    /* Read before the fsync: every commit up to this id was written before it. */
+    int64_t committed = atomic_load(&d->outbox_committed);
     if (!d->no_sync && wal_fsync(d) != 0) {
         return WEIR_EIO;
     }
+    atomic_store(&d->outbox_durable, committed);
     if (atomic_load(&d->wal_frames) >= CHECKPOINT_FRAMES) {
         /* PASSIVE never waits for the writer or readers; what it cannot copy now waits for
          * the next turn. */
@@ -830,6 +873,7 @@ static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_u
         return log_failure(d->writer->db, "queue in the outbox");
     }
     d->outbox_write++;
+    d->outbox_write_last = sqlite3_last_insert_rowid(d->writer->db);
     return 0;
 }
 
@@ -895,6 +939,7 @@ static int sq_write(void *db, weir_store_write_t *w)
         return writer_failed(d);
     }
     d->outbox_write = 0;
+    d->outbox_write_last = 0;
     int rc = write_items(d, w);
     if (rc == 0) {
         rc = write_listen(d, w);
@@ -904,6 +949,9 @@ static int sq_write(void *db, weir_store_write_t *w)
             return writer_failed(d);
         }
         d->outbox_txn += d->outbox_write;
+        if (d->outbox_write_last > 0) {
+            d->outbox_txn_last = d->outbox_write_last;
+        }
         return 0;
     }
     if (rc != WEIR_ENOTFOUND) {
@@ -1373,14 +1421,16 @@ static int sq_filter_list(void *db, const char *ns, weir_store_filter_t **out, s
 static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_outbox_row_t **out,
                           size_t *n, weir_err_t *err)
 {
+    sqlite_db_t *d = db;
     conn_t *c;
     sqlite3_stmt *st;
-    int rc = reader_stmt(db, ST_OUTBOX_NEXT, &c, &st, err);
+    int rc = reader_stmt(d, ST_OUTBOX_NEXT, &c, &st, err);
     if (rc != 0) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, after_id);
     sqlite3_bind_int64(st, 2, limit_i64(limit));
+    sqlite3_bind_int64(st, 3, atomic_load(&d->outbox_durable));
     weir_store_outbox_row_t *list = NULL;
     size_t count = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1394,7 +1444,7 @@ static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_o
         r->created_us = sqlite3_column_int64(st, 4);
     }
     stmt_done(st);
-    reader_give(db, c);
+    reader_give(d, c);
     if (rc != SQLITE_DONE) {
         weir_store_outbox_free(list, count);
         return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");

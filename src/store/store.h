@@ -434,8 +434,13 @@ typedef struct weir_store_outbox_row {
     int64_t created_us;
 } weir_store_outbox_row_t;
 
-/* Outbox rows with an id above after_id, oldest first, at most limit. Free with
- * weir_store_outbox_free. */
+/*
+ * Outbox rows with an id above after_id, oldest first, at most limit, and only rows whose
+ * commit is durable (fsync'd, unless no_sync): a row committed but not yet synced is left for a
+ * later call, so that the source never sends an event that a power loss could take back. The
+ * commit hooks run once a group is durable, so a call from a hook sees what the group queued.
+ * Free with weir_store_outbox_free.
+ */
 int weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
                            weir_store_outbox_row_t **out, size_t *n, weir_err_t *err);
 void weir_store_outbox_free(weir_store_outbox_row_t *rows, size_t n);

@@ -6,12 +6,40 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 
 #define BOUND 4
+
+/* The store's fdatasync calls (linked with --wrap=fdatasync) wait while the gate is shut. */
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static bool sync_shut;
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+
+int __wrap_fdatasync(int fd)
+{
+    pthread_mutex_lock(&sync_lock);
+    while (sync_shut) {
+        pthread_cond_wait(&sync_cond, &sync_lock);
+    }
+    pthread_mutex_unlock(&sync_lock);
+    return __real_fdatasync(fd);
+}
+
+static void sync_gate(bool shut)
+{
+    pthread_mutex_lock(&sync_lock);
+    sync_shut = shut;
+    pthread_cond_broadcast(&sync_cond);
+    pthread_mutex_unlock(&sync_lock);
+}
 
 static int setup(void **state)
 {
@@ -23,6 +51,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    sync_gate(false); /* a failed test may leave it shut: the close would wait for ever */
     fx_close(*state);
     return 0;
 }
@@ -173,6 +202,37 @@ static void no_outbox_queues_nothing(void **state)
     fx_close(fx);
 }
 
+/* A row is read only once its commit is durable: until the syncer's fsync returned, a power
+ * loss could take it back, and the source must not have sent it. */
+static void only_durable_rows_are_read(void **state)
+{
+    fx_t *fx = *state;
+    weir_event_t *ev = fx_event("early", "/outbox", "t.out", NULL);
+    weir_store_item_t item = {.ns = "alpha", .ev = ev, .born_inside = true};
+    fx_result_t res = {0};
+    weir_store_write_t w = {.items = &item, .nitems = 1, .done = fx_result_done, .arg = &res};
+
+    sync_gate(true);
+    assert_int_equal(weir_store_submit(fx->store, &w), 0);
+    for (int i = 0; i < 500 && depth(fx->store, NULL) == 0; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    }
+    int64_t committed = depth(fx->store, NULL);
+    char before[64];
+    snprintf(before, sizeof(before), "%s", waiting(fx->store));
+    int answered = atomic_load(&res.calls);
+    /* Open before asserting: w lives on this stack until the store is done with it. */
+    sync_gate(false);
+    fx_barrier(fx->store);
+    weir_ce_free(ev);
+
+    assert_int_equal(committed, 1); /* committed, and visible to readers */
+    assert_string_equal(before, "");
+    assert_int_equal(answered, 0);
+    assert_int_equal(res.status, 0);
+    assert_string_equal(waiting(fx->store), "early");
+}
+
 /* Two stores on one directory would each send every outbox row: the second open is refused,
  * and the directory is free again once the first store closed. */
 static void a_data_directory_is_opened_once(void **state)
@@ -203,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failed_write_queues_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(the_outbox_survives_a_reopen, setup, teardown),
         cmocka_unit_test(no_outbox_queues_nothing),
+        cmocka_unit_test_setup_teardown(only_durable_rows_are_read, setup, teardown),
         cmocka_unit_test_setup_teardown(a_data_directory_is_opened_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
