@@ -243,6 +243,8 @@ typedef struct sqlite_db {
     int64_t outbox_txn;
     int64_t outbox_write;
     atomic_uint_fast64_t outbox_overflow;
+    uint64_t overflow_txn; /* events left out by the open transaction and write */
+    uint64_t overflow_write;
     /* The highest outbox id queued by the open transaction and by the open write (writer
      * only), by the last commit, and by the last commit that a sync made durable: the source
      * reads no row above the durable one. */
@@ -697,6 +699,7 @@ static int sq_begin(void *db)
     d->txn_lost = false;
     d->outbox_txn = 0;
     d->outbox_txn_last = 0;
+    d->overflow_txn = 0;
     return exec_stmt(d->writer, ST_BEGIN);
 }
 
@@ -717,6 +720,7 @@ static int sq_commit(void *db)
         return WEIR_EIO;
     }
     atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
+    atomic_fetch_add(&d->outbox_overflow, d->overflow_txn);
     if (d->outbox_txn_last > 0) {
         atomic_store(&d->outbox_committed, d->outbox_txn_last);
     }
@@ -846,8 +850,12 @@ static int find_replayed(conn_t *c, weir_store_item_t *it)
     return log_failure(c->db, "find replayed event");
 }
 
-/* What goes out through the source: a new event born inside, a replay, or an event of a
- * namespace that is gone. Past the outbox's bound it is counted, not queued. */
+/*
+ * What goes out through the source: a new event born inside, a replay, or an event of a
+ * namespace that is gone. Past the outbox's bound, an item that must go out fails its whole
+ * write (an API caller was promised it goes out, and is told to retry instead); any other is
+ * stored, counted and not queued.
+ */
 static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_us)
 {
     bool wanted = it->outbox_only || it->replay || (it->born_inside && !it->duplicate);
@@ -856,7 +864,10 @@ static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_u
     }
     int64_t depth = atomic_load(&d->outbox_depth) + d->outbox_txn + d->outbox_write;
     if (depth >= (int64_t)d->outbox_max) {
-        atomic_fetch_add(&d->outbox_overflow, 1);
+        if (it->must_go_out) {
+            return WEIR_EBUSY;
+        }
+        d->overflow_write++;
         return 0;
     }
     sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_ADD);
@@ -940,6 +951,7 @@ static int sq_write(void *db, weir_store_write_t *w)
     }
     d->outbox_write = 0;
     d->outbox_write_last = 0;
+    d->overflow_write = 0;
     int rc = write_items(d, w);
     if (rc == 0) {
         rc = write_listen(d, w);
@@ -949,12 +961,13 @@ static int sq_write(void *db, weir_store_write_t *w)
             return writer_failed(d);
         }
         d->outbox_txn += d->outbox_write;
+        d->overflow_txn += d->overflow_write;
         if (d->outbox_write_last > 0) {
             d->outbox_txn_last = d->outbox_write_last;
         }
         return 0;
     }
-    if (rc != WEIR_ENOTFOUND) {
+    if (rc == WEIR_EIO) {
         writer_failed(d);
     }
     if (!d->txn_lost && (exec_stmt(c, ST_ROLLBACK_TO) != 0 || exec_stmt(c, ST_RELEASE) != 0)) {

@@ -128,6 +128,10 @@ typedef struct weir_store_item {
                          write fails with WEIR_ENOTFOUND when that copy is gone */
     bool outbox_only; /* kept in no history, only queued in the outbox: an event about a
                          namespace that no longer exists (its deletion) */
+    bool must_go_out; /* an API caller is told it goes out (a broadcast, a replay): when the
+                         outbox has no room for it, its whole write fails with WEIR_EBUSY and
+                         nothing of it is stored. Without it (a reply, a system event), an
+                         event the outbox has no room for is stored, counted, and not sent */
     /* Listeners the event woke (weir_route_match): their deliveries, or their part of an `and`,
      * are written in the same transaction as the event; not for a duplicate (but for a replay). */
     const struct weir_store_match *matches;
@@ -165,8 +169,9 @@ struct weir_store_write {
 /*
  * Queues a write. The caller keeps w, its items and their events alive and unchanged until done
  * is called. Events are encoded here, on the caller's thread. Returns 0 (done will be called
- * with 0, WEIR_ENOTFOUND when a namespace does not exist at commit, or WEIR_EIO), WEIR_EBUSY
- * when the queue is full or WEIR_ECLOSED when the store is closing (done is not called then).
+ * with 0, WEIR_ENOTFOUND when a namespace does not exist at commit, WEIR_EBUSY when an item
+ * that must go out finds the outbox full, or WEIR_EIO), WEIR_EBUSY when the queue is full or
+ * WEIR_ECLOSED when the store is closing (done is not called then).
  */
 int weir_store_submit(weir_store_t *store, weir_store_write_t *w);
 
@@ -422,8 +427,9 @@ int weir_store_write_wait(weir_store_t *store, weir_store_write_t *w);
  * every event that enters a namespace other than through the sink: a new (not duplicate) item
  * born inside, a replay, an outbox_only item. The source sends the rows in id order and removes
  * each once sent (weir_store_write_t.outbox_sent), so a crash repeats an event rather than
- * losing it. When outbox_max rows wait, further events are stored but not queued; they are
- * counted (weir_store_outbox_stats), and weir_store_outbox_full lets an API refuse them first.
+ * losing it. The bound is kept by the writer: when outbox_max rows wait, a write with an item
+ * that must go out fails whole (WEIR_EBUSY), and other events are stored but not queued; they
+ * are counted (weir_store_outbox_stats). weir_store_outbox_full lets an API refuse early.
  */
 typedef struct weir_store_outbox_row {
     int64_t id;

@@ -296,6 +296,43 @@ test('a refused event is dropped alone; a full outbox refuses broadcasts and cou
   }
 });
 
+test('a broadcast the outbox has no room for is refused whole; every 202 goes out', async () => {
+  const port = await closedPort();
+  const weir = source(`http://127.0.0.1:${port}/`, { args: ['--system-events=false', '--outbox-max', '5'] });
+  let broker;
+  try {
+    await weir.start();
+    await weir.createNamespace('room');
+    assert.equal((await broadcast(weir, 'room', [{ id: 'a1' }, { id: 'a2' }, { id: 'a3' }])).status, 202);
+    // Two places left: a batch of three is refused whole, and nothing of it is stored.
+    const res = await broadcast(weir, 'room', [{ id: 'b1' }, { id: 'b2' }, { id: 'b3' }]);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match((await res.json()).detail, /outbox is full/);
+    assert.deepEqual((await weir.history('room')).map((i) => i.event.id), ['a1', 'a2', 'a3']);
+    assert.equal(await metric(weir, 'weir_outbox_depth'), 3);
+    assert.equal(await metric(weir, 'weir_outbox_overflow_total'), 0);
+
+    // Ten broadcasts at once for the two places: each is either taken and sent, or refused.
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => broadcast(weir, 'room', [{ id: `c${i}` }])));
+    const accepted = answers.map((r, i) => (r.status === 202 ? `c${i}` : null)).filter(Boolean);
+    assert.ok(answers.every((r) => r.status === 202 || r.status === 503), answers.map((r) => r.status).join());
+    assert.equal(accepted.length, 2);
+    const stored = (await weir.history('room')).map((i) => i.event.id);
+    assert.deepEqual(stored.slice(0, 3), ['a1', 'a2', 'a3']);
+    assert.deepEqual(stored.slice(3).sort(), accepted.sort());
+
+    broker = await new Target().start(port);
+    await broker.until(5, 30000);
+    await sleep(300);
+    assert.deepEqual(ids(broker.got), stored, 'every event answered 202 went out, in order');
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+  } finally {
+    await weir.cleanup();
+    if (broker) await broker.stop();
+  }
+});
+
 test('https: K_CA_CERTS is trusted, and without it nothing goes out', async () => {
   const key = join(work, 'key.pem');
   const cert = join(work, 'cert.pem');
