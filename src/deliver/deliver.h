@@ -187,7 +187,8 @@ typedef struct weir_source_config {
 void weir_source_config_default(weir_source_config_t *cfg);
 
 /* Starts the source's thread and hooks it to the store's commits; WEIR_EINVAL (err->attr
- * names the setting) for a sink that is not an http(s) URL or overrides that are not valid. */
+ * names the setting) for a sink that is not an http(s) URL or overrides that are not valid (an
+ * override of WEIR_SOURCE_NS_ATTR among them). */
 int weir_source_start(weir_store_t *store, const weir_source_config_t *cfg, weir_source_t **out,
                       weir_err_t *err);
 

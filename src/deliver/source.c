@@ -130,6 +130,14 @@ static int override_add(weir_source_t *s, const cJSON *item, weir_err_t *err)
         return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES",
                             "\"%s\" is not an extension attribute name", item->string);
     }
+    /* Triggers tell weir's own events by it (loops), and it names the namespace an event
+     * entered: one value for every event would defeat both. */
+    if (strcmp(item->string, WEIR_SOURCE_NS_ATTR) == 0) {
+        return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES",
+                            "\"%s\" is set by weir to the event's namespace and cannot be "
+                            "overridden",
+                            item->string);
+    }
     if (cJSON_IsString(item)) {
         value = item->valuestring;
     } else if (cJSON_IsBool(item)) {
