@@ -428,6 +428,18 @@ static weir_deliver_class_t classify(long status)
     return status == 401 ? WEIR_DELIVER_RETRY : weir_deliver_classify(status);
 }
 
+/*
+ * The wait after the nth failure in a row, as Knative's exponential backoff: the first retry
+ * comes after delay_us (its backoffDelay), and each later one waits twice as long as the one
+ * before, up to wait_max_us.
+ */
+static int64_t backoff_us(const weir_source_t *s)
+{
+    unsigned n = s->failures > 0 ? s->failures - 1 : 0;
+    double wait = (double)s->cfg.delay_us * (n >= 40 ? 1e12 : (double)(1ULL << n));
+    return wait > (double)s->cfg.wait_max_us ? s->cfg.wait_max_us : (int64_t)wait;
+}
+
 /* An attempt to retry. Only the first failure of a burst, or a probe's, moves the backoff on:
  * the attempts that were in flight beside the first failed for the same outage. */
 static void failed_attempt(weir_source_t *s, row_t *row, long status, CURLcode result)
@@ -438,8 +450,8 @@ static void failed_attempt(weir_source_t *s, row_t *row, long status, CURLcode r
         return;
     }
     int64_t now = weir_wall_us();
-    weir_deliver_spec_t spec = {.backoff = WEIR_BACKOFF_EXPONENTIAL, .delay_us = s->cfg.delay_us};
-    int64_t wait = weir_deliver_backoff_us(&spec, ++s->failures);
+    s->failures++;
+    int64_t wait = backoff_us(s);
     int64_t after = weir_deliver_retry_after_us(row->retry_after[0] ? row->retry_after : NULL, now);
 
     wait = after > wait ? after : wait;
