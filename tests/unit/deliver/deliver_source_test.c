@@ -1,6 +1,10 @@
 /*
  * The source's scheduling, against a small HTTP sink on loopback and a real store: the backoff
- * before the first retry.
+ * before the first retry, recovery with several attempts in flight, a removal that fails, an
+ * outbox that cannot be read, a wake-up that never comes, and the settings refused at start.
+ *
+ * Linked with --wrap for three store functions, so that a test can make them fail or do
+ * nothing; they pass through to the store otherwise.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,48 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
+
+/* ---- the store's functions, wrapped ----------------------------------------------------- */
+
+static atomic_int fail_removals; /* removals to fail with WEIR_EIO, as a failing store would */
+static atomic_bool fail_reads;   /* weir_store_outbox_next fails while set */
+static atomic_int reads;         /* calls of weir_store_outbox_next */
+static atomic_bool drop_hooks;   /* weir_store_add_commit_hook registers nothing while set */
+
+int __real_weir_store_submit(weir_store_t *store, weir_store_write_t *w);
+int __wrap_weir_store_submit(weir_store_t *store, weir_store_write_t *w);
+int __real_weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
+                                  weir_store_outbox_row_t **out, size_t *n, weir_err_t *err);
+int __wrap_weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
+                                  weir_store_outbox_row_t **out, size_t *n, weir_err_t *err);
+int __real_weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
+int __wrap_weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);
+
+int __wrap_weir_store_submit(weir_store_t *store, weir_store_write_t *w)
+{
+    if (w->noutbox_sent > 0 && atomic_fetch_sub(&fail_removals, 1) > 0) {
+        w->done(w, WEIR_EIO, w->arg);
+        return 0;
+    }
+    return __real_weir_store_submit(store, w);
+}
+
+int __wrap_weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
+                                  weir_store_outbox_row_t **out, size_t *n, weir_err_t *err)
+{
+    atomic_fetch_add(&reads, 1);
+    if (atomic_load(&fail_reads)) {
+        *out = NULL;
+        *n = 0;
+        return weir_err_set(err, WEIR_EIO, NULL, "storage failed (test)");
+    }
+    return __real_weir_store_outbox_next(store, after_id, limit, out, n, err);
+}
+
+int __wrap_weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg)
+{
+    return atomic_load(&drop_hooks) ? 0 : __real_weir_store_add_commit_hook(store, cb, arg);
+}
 
 /* ---- a sink on loopback ----------------------------------------------------------------- */
 
@@ -253,6 +299,10 @@ static int setup(void **state)
     cfg.outbox_max = 1000;
     assert_int_equal(weir_store_open(&cfg, &fx->store, NULL), 0);
     assert_int_equal(weir_store_ns_create(fx->store, "ns", NULL, NULL), 0);
+    atomic_store(&fail_removals, 0);
+    atomic_store(&fail_reads, false);
+    atomic_store(&reads, 0);
+    atomic_store(&drop_hooks, false);
     *state = fx;
     return 0;
 }
@@ -261,6 +311,7 @@ static int teardown(void **state)
 {
     fx_t *fx = *state;
     char cmd[128];
+    atomic_store(&fail_reads, false);
     weir_source_stop(fx->source, 1000);
     if (fx->sink != NULL) {
         sink_stop(fx->sink);
@@ -317,6 +368,11 @@ static void start_source(fx_t *fx, answer_fn answer, size_t inflight, int64_t de
 
 /* ---- the tests -------------------------------------------------------------------------- */
 
+static int take_all(const char *id, unsigned nth, unsigned *delay_ms)
+{
+    return 202;
+}
+
 static int fail_first(const char *id, unsigned nth, unsigned *delay_ms)
 {
     return nth == 1 ? 503 : 202;
@@ -336,10 +392,184 @@ static void the_first_retry_comes_after_the_delay(void **state)
     assert_true(drained(fx, 5000));
 }
 
+/* e1 fails at once; e2 and e3, in flight beside it, are taken a little later. */
+static int fail_e1_once_and_slow_neighbours(const char *id, unsigned nth, unsigned *delay_ms)
+{
+    if (nth == 1 && strcmp(id, "e1") == 0) {
+        return 503;
+    }
+    if (nth == 1 && (strcmp(id, "e2") == 0 || strcmp(id, "e3") == 0)) {
+        *delay_ms = 150;
+    }
+    return 202;
+}
+
+/*
+ * With several attempts in flight, one that goes through after another failed does not end the
+ * recovery: the failed event waits its backoff, goes alone, and nothing after it overtakes it.
+ */
+static void a_success_in_flight_does_not_end_recovery(void **state)
+{
+    fx_t *fx = *state;
+    const char *ids[] = {"e1", "e2", "e3", "e4", "e5", "e6"};
+    for (size_t i = 0; i < 6; i++) {
+        put(fx, ids[i]);
+    }
+    start_source(fx, fail_e1_once_and_slow_neighbours, 3, 600000);
+    assert_true(sink_wait(fx->sink, 7, 10000));
+    hit_t *h = fx->sink->hits;
+    assert_string_equal(h[0].id, "e1");
+    assert_int_equal(h[0].status, 503);
+    /* e2 and e3 went through, then e1 again after its wait, then the rest. */
+    assert_string_equal(h[3].id, "e1");
+    assert_true(h[3].arrived_us - h[0].answered_us >= 580000);
+    assert_true(h[3].arrived_us >= h[1].answered_us && h[3].arrived_us >= h[2].answered_us);
+    for (size_t i = 4; i < 7; i++) {
+        assert_true(h[i].arrived_us >= h[3].answered_us);
+    }
+    assert_true(drained(fx, 5000));
+}
+
+/* e1 fails at once and e2 a little later, beside it; both go through when tried again, e2
+ * slowly. */
+static int fail_e1_and_e2_once(const char *id, unsigned nth, unsigned *delay_ms)
+{
+    bool e2 = strcmp(id, "e2") == 0;
+    if (nth == 1 && strcmp(id, "e1") == 0) {
+        return 503;
+    }
+    *delay_ms = e2 || (nth == 1 && strcmp(id, "e3") == 0) ? 100 : 0;
+    return nth == 1 && e2 ? 503 : 202;
+}
+
+/* Every row that failed goes alone, oldest first, before the rows behind it start. */
+static void failed_rows_go_alone_before_the_rest(void **state)
+{
+    fx_t *fx = *state;
+    const char *ids[] = {"e1", "e2", "e3", "e4", "e5"};
+    for (size_t i = 0; i < 5; i++) {
+        put(fx, ids[i]);
+    }
+    start_source(fx, fail_e1_and_e2_once, 3, 300000);
+    assert_true(sink_wait(fx->sink, 7, 10000));
+    hit_t *h = fx->sink->hits;
+    int64_t e2_done = 0;
+    int64_t e1_again = 0;
+    for (size_t i = 3; i < 7; i++) {
+        if (strcmp(h[i].id, "e1") == 0) {
+            e1_again = h[i].arrived_us;
+        } else if (strcmp(h[i].id, "e2") == 0) {
+            assert_true(h[i].arrived_us >= h[3].answered_us); /* after e1 went through */
+            e2_done = h[i].answered_us;
+        } else {
+            assert_true(e2_done > 0);
+            assert_true(h[i].arrived_us >= e2_done);
+        }
+    }
+    assert_true(e1_again > 0 && e2_done > 0);
+    assert_string_equal(h[3].id, "e1");
+    assert_true(drained(fx, 5000));
+}
+
+/* A removal that fails leaves the row in the outbox; it is removed again, without a restart
+ * and without sending the event again. */
+static void a_failed_removal_is_tried_again(void **state)
+{
+    fx_t *fx = *state;
+    atomic_store(&fail_removals, 1);
+    start_source(fx, take_all, 1, 200000);
+    put(fx, "e1");
+    assert_true(sink_wait(fx->sink, 1, 5000));
+    assert_true(drained(fx, 5000));
+    assert_int_equal(atomic_load(&fail_removals), -1); /* the failed one, and the one after */
+    put(fx, "e2");
+    assert_true(sink_wait(fx->sink, 2, 5000));
+    assert_true(drained(fx, 5000));
+    pause_ms(300);
+    assert_string_equal(sink_ids(fx->sink), "e1,e2");
+}
+
+/* While the outbox cannot be read the source waits between reads (it does not spin), and it
+ * reads again once the store works. */
+static void an_outbox_that_cannot_be_read_is_read_again_later(void **state)
+{
+    fx_t *fx = *state;
+    atomic_store(&fail_reads, true);
+    start_source(fx, take_all, 1, 200000);
+    put(fx, "e1");
+    pause_ms(700);
+    int tried = atomic_load(&reads);
+    assert_true(tried >= 2);
+    assert_true(tried <= 10);
+    atomic_store(&fail_reads, false);
+    assert_true(sink_wait(fx->sink, 1, 5000));
+    assert_string_equal(sink_ids(fx->sink), "e1");
+    assert_true(drained(fx, 5000));
+}
+
+/* A wake-up that never comes delays an event by the idle poll, not for ever. */
+static void the_idle_poll_loads(void **state)
+{
+    fx_t *fx = *state;
+    atomic_store(&drop_hooks, true);
+    start_source(fx, take_all, 1, 200000);
+    pause_ms(100); /* the first load ran and found nothing */
+    put(fx, "e1");
+    assert_true(sink_wait(fx->sink, 1, 3000));
+    assert_string_equal(sink_ids(fx->sink), "e1");
+}
+
+static void noop_hook(void *arg)
+{
+}
+
+/* The source relies on the commit hook: without room for it, it does not start. */
+static void no_room_for_the_hook_is_an_error(void **state)
+{
+    fx_t *fx = *state;
+    int marks[WEIR_STORE_HOOKS_MAX];
+    for (int i = 0; i < WEIR_STORE_HOOKS_MAX; i++) {
+        assert_int_equal(weir_store_add_commit_hook(fx->store, noop_hook, &marks[i]), 0);
+    }
+    weir_source_config_t cfg;
+    weir_source_config_default(&cfg);
+    cfg.sink = "http://127.0.0.1:9/";
+    weir_err_t err = {0};
+    assert_int_equal(weir_source_start(fx->store, &cfg, &fx->source, &err), WEIR_EBUSY);
+    assert_null(fx->source);
+    assert_non_null(strstr(err.msg, "commit"));
+    for (int i = 0; i < WEIR_STORE_HOOKS_MAX; i++) {
+        weir_store_remove_commit_hook(fx->store, noop_hook, &marks[i]);
+    }
+}
+
+/* weirnamespace names the event's namespace; the overrides may not replace it. */
+static void overrides_may_not_replace_the_namespace(void **state)
+{
+    fx_t *fx = *state;
+    weir_source_config_t cfg;
+    weir_source_config_default(&cfg);
+    cfg.sink = "http://127.0.0.1:9/";
+    cfg.overrides = "{\"extensions\":{\"cluster\":\"east\",\"weirnamespace\":\"x\"}}";
+    weir_err_t err = {0};
+    assert_int_equal(weir_source_start(fx->store, &cfg, &fx->source, &err), WEIR_EINVAL);
+    assert_null(fx->source);
+    assert_string_equal(err.attr, "K_CE_OVERRIDES");
+    assert_non_null(strstr(err.msg, "weirnamespace"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(the_first_retry_comes_after_the_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_success_in_flight_does_not_end_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_rows_go_alone_before_the_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_removal_is_tried_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_outbox_that_cannot_be_read_is_read_again_later, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_idle_poll_loads, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_room_for_the_hook_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(overrides_may_not_replace_the_namespace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
