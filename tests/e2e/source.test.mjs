@@ -178,6 +178,34 @@ test('system events are in history and wake listeners', async () => {
   }
 });
 
+test('a system event is not lost when the store queue is full', async () => {
+  const broker = await new Target().start();
+  // One write may wait for the writer: the broadcasts below keep the queue full.
+  const weir = source(broker.url, { args: ['--queue-max', '1', '--batch-max', '1'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('busy');
+    let stop = false;
+    const flood = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; !stop; i++) await broadcast(weir, 'busy', [{ id: `f${w}-${i}` }]);
+    });
+    const puts = [];
+    for (let i = 0; i < 20; i++) {
+      puts.push(fetch(`${weir.api}/api/v2/namespaces/busy/filters/f${i}`, { method: 'PUT', body: 'return event;' }));
+    }
+    const statuses = (await Promise.all(puts)).map((r) => r.status);
+    stop = true;
+    await Promise.all(flood);
+    assert.deepEqual(statuses, Array(20).fill(201));
+    const created = (await weir.history('busy')).filter((i) => i.event.type === 'io.weir.filter.created');
+    assert.equal(created.length, 20, 'every filter created has its event');
+    await until(() => byType(broker.got, 'io.weir.filter.created').length === 20, 20000, 'every event went out');
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+  }
+});
+
 test('a failed delivery is a system event that goes out', async () => {
   const broker = await new Target().start();
   const refuser = await new Target(() => ({ status: 400, body: 'no thanks' })).start();
