@@ -233,6 +233,78 @@ test('a failed delivery is a system event that goes out', async () => {
   }
 });
 
+test('a dead-lettered delivery and a deleted listener are system events that go out', async () => {
+  const broker = await new Target().start();
+  const refuser = await new Target(() => ({ status: 400, body: 'no thanks' })).start();
+  const dls = await new Target().start();
+  const weir = source(broker.url);
+  try {
+    await weir.start();
+    await weir.createNamespace('dead');
+    const lres = await fetch(`${weir.api}/api/v2/namespaces/dead/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.in' }], sink: refuser.url,
+        delivery: { retry: 0, deadLetterSink: dls.url } }) });
+    assert.equal(lres.status, 201);
+    const listener = (await lres.json()).id;
+    await sink(weir, 'dead', 'lettered');
+    await dls.until(1);
+    await until(() => byType(broker.got, 'io.weir.delivery.deadlettered').length === 1, 10000, 'the dead letter went out');
+    const [dead] = byType(broker.got, 'io.weir.delivery.deadlettered');
+    assert.equal(dead.headers['ce-subject'], listener);
+    assert.equal(dead.headers['ce-source'], '/weir/namespaces/dead');
+    assert.equal(dead.headers['ce-weirhops'], '1');
+    const data = JSON.parse(dead.body);
+    assert.equal(data.namespace, 'dead');
+    assert.equal(data.listener, listener);
+    assert.equal(data.target, refuser.url);
+    assert.equal(data.deadLetterSink, dls.url);
+    assert.equal(data.eventId, 'lettered');
+    assert.equal(typeof data.delivery, 'number');
+    assert.equal(typeof data.status, 'number');
+    assert.ok(data.attempts >= 1);
+    assert.ok(byType(broker.got, 'io.weir.delivery.failed').length === 0);
+
+    assert.equal((await fetch(`${weir.api}/api/v2/namespaces/dead/events/listeners/${listener}`, { method: 'DELETE' })).status, 204);
+    await until(() => byType(broker.got, 'io.weir.listener.deleted').length === 1, 10000, 'the deletion went out');
+    const [deleted] = byType(broker.got, 'io.weir.listener.deleted');
+    assert.equal(deleted.headers['ce-subject'], listener);
+    assert.deepEqual(JSON.parse(deleted.body), { namespace: 'dead', listener });
+    const types = (await weir.history('dead')).map((i) => i.event.type);
+    assert.ok(types.includes('io.weir.delivery.deadlettered') && types.includes('io.weir.listener.deleted'), types.join());
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+    await refuser.stop();
+    await dls.stop();
+  }
+});
+
+test('after a 401 the token is read again at once, not at its next look', async () => {
+  const token = join(work, 'token-401');
+  writeFileSync(token, 'tok-old\n');
+  // The broker refuses the old token, and the token is rotated as it does so.
+  const broker = await new Target((hit) => {
+    if (hit.headers.authorization !== 'Bearer tok-old') return { status: 202 };
+    writeFileSync(token, 'tok-new\n');
+    return { status: 401 };
+  }).start();
+  const weir = new Weir({ args: ['--source-sink', broker.url, '--source-token-file', token, '--system-events=false'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('auth');
+    assert.equal((await broadcast(weir, 'auth', [{ id: 't1' }])).status, 202);
+    await broker.until(2);
+    // The retry comes 0.2 s later, well within the second between two looks at the file.
+    assert.deepEqual(broker.got.map((g) => g.headers.authorization), ['Bearer tok-old', 'Bearer tok-new']);
+    assert.deepEqual(ids(broker.got), ['t1', 't1']);
+    assert.ok(broker.got[1].at - broker.got[0].at < 1000);
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+  }
+});
+
 test('a sink that is down, then failing, then back receives every event once, in order', async () => {
   const port = await closedPort();
   const weir = source(`http://127.0.0.1:${port}/`, { args: ['--system-events=false'] });
