@@ -164,13 +164,15 @@ void weir_deliver_render_metrics(weir_deliver_t *d, weir_buf_t *out);
  * The source side: every event in the store's outbox (what entered a namespace other than
  * through the sink) goes out to one sink, Knative's K_SINK: binary mode, header values
  * percent-encoded, its namespace in WEIR_SOURCE_NS_ATTR, the overrides applied, the token (when
- * its file exists) sent as a bearer token. Rows start in id order, up to max_inflight at once
- * (with one, they also arrive in that order);
+ * its file exists) sent as a bearer token. Only rows whose commit is durable are sent. Rows
+ * start in id order, up to max_inflight at once (with one, they also arrive in that order);
  * a row leaves the outbox once the sink took it (2xx) or refused it for good (a 4xx other than
  * 401, 404, 408, 409 and 429: logged and counted as failed). Anything else is retried for as
- * long as it takes, with exponential backoff from delay_us capped at wait_max_us (Retry-After
- * honoured), one row at a time from the oldest until the sink takes one again, so an outage
- * keeps the order of arrival. At-least-once: a crash sends again what was not yet removed.
+ * long as it takes, with exponential backoff (delay_us before the first retry, doubling, capped
+ * at wait_max_us; a longer Retry-After honoured up to wait_max_us), one row at a time from the
+ * oldest until the rows that failed went through, so an outage keeps the order of what waits
+ * (only attempts already in flight when the first failed may arrive before it). A removal that
+ * fails is tried again. At-least-once: a crash sends again what was not yet removed.
  */
 #define WEIR_SOURCE_NS_ATTR    "weirnamespace"
 #define WEIR_SOURCE_TOKEN_FILE "/oidc/token"
@@ -190,8 +192,10 @@ typedef struct weir_source_config {
 
 void weir_source_config_default(weir_source_config_t *cfg);
 
-/* Starts the source's thread and hooks it to the store's commits; WEIR_EINVAL (err->attr
- * names the setting) for a sink that is not an http(s) URL or overrides that are not valid. */
+/* Hooks the source to the store's commits and starts its thread; WEIR_EINVAL (err->attr names
+ * the setting) for a sink that is not an http(s) URL or overrides that are not valid (an
+ * override of WEIR_SOURCE_NS_ATTR among them), WEIR_EBUSY when the store takes no more commit
+ * hooks. */
 int weir_source_start(weir_store_t *store, const weir_source_config_t *cfg, weir_source_t **out,
                       weir_err_t *err);
 

@@ -5,8 +5,13 @@
  * One thread drives a curl multi handle. It loads outbox rows in id order (each row once per
  * run: a cursor only moves forward), starts up to max_inflight of them in that order, and
  * removes a row from the outbox, through the store writer, once the sink took it. A row that
- * failed stays in memory and is sent again; until one attempt succeeds again the thread sends
- * one row at a time, oldest first, so that an outage does not reorder what waits behind it.
+ * failed stays in memory and is sent again; until it went through, the thread sends one row at
+ * a time, oldest first, so that an outage does not reorder what waits behind it.
+ *
+ * The thread loads when a commit hook wakes it, when its last load filled a page, and at least
+ * once every IDLE_POLL_MS, so that a missed wake-up delays rows by a second at most. Every wait
+ * (the sink's backoff, a store that cannot be read, a removal to try again) is a deadline that
+ * bounds the poll, so the thread never spins.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,13 +25,17 @@
 
 #include "deliver/job.h"
 
-#define MODULE        "source"
-#define LOAD_PAGE     256 /* rows read from the outbox at once */
-#define IDLE_POLL_MS  1000
-#define SYSTEM_CA     "/etc/ssl/certs/ca-certificates.crt"
-#define TOKEN_MAX     (64 * 1024)
-#define ERROR_TEXT    256     /* bytes of a refusal's body kept for the log */
-#define TOKEN_RECHECK 1000000 /* µs between two looks at the token file */
+#define MODULE          "source"
+#define LOAD_PAGE       256 /* rows read from the outbox at once */
+#define IDLE_POLL_MS    1000
+#define BUSY_POLL_MS    20        /* while stopping, or while the store's queue is full */
+#define LOAD_RETRY_US   100000LL  /* the first wait after the outbox could not be read */
+#define LOAD_RETRY_MAX  5000000LL /* the longest */
+#define REMOVE_RETRY_US 1000000LL /* the wait before a failed removal is tried again */
+#define SYSTEM_CA       "/etc/ssl/certs/ca-certificates.crt"
+#define TOKEN_MAX       (64 * 1024)
+#define ERROR_TEXT      256     /* bytes of a refusal's body kept for the log */
+#define TOKEN_RECHECK   1000000 /* µs between two looks at the token file */
 
 typedef struct override {
     char *name;
@@ -38,7 +47,8 @@ typedef struct override {
 typedef struct row {
     weir_store_outbox_row_t r;
     bool in_flight;
-    bool probe; /* sent alone while the sink recovers */
+    bool probe;  /* sent alone while the sink recovers */
+    bool failed; /* its last attempt failed: it waits to be sent again */
     CURL *easy;
     struct curl_slist *headers;
     weir_event_t *ev;
@@ -68,31 +78,43 @@ struct weir_source {
     atomic_bool stop;
     uint64_t stop_deadline_ns;
 
-    /* Owned by the thread: */
+    /* Owned by the thread; times are monotonic µs (mono_us): */
     row_t **rows; /* loaded, not yet taken, in id order */
     size_t nrows;
     size_t in_flight;
-    int64_t loaded_to; /* the highest id loaded */
-    bool more;         /* the last load filled its page */
-    bool recovering;   /* an attempt failed: one at a time until one succeeds */
-    unsigned failures; /* attempts failed in a row */
-    int64_t retry_at_us;
-    int64_t *taken; /* ids the sink took, not yet handed to the store */
+    size_t nfailed;         /* rows whose last attempt failed */
+    int64_t loaded_to;      /* the highest id loaded */
+    bool more;              /* the last load filled its page */
+    int64_t next_poll_us;   /* the idle poll: a load is due then, woken or not */
+    int64_t load_at_us;     /* no load before this (after the outbox could not be read) */
+    unsigned load_failures; /* reads of the outbox failed in a row */
+    bool recovering;        /* an attempt failed: one at a time until the failed rows went */
+    unsigned failures;      /* attempts failed in a row */
+    int64_t retry_at_us;    /* while recovering: the next attempt's time */
+    int64_t *taken;         /* ids the sink took, not yet handed to the store */
     size_t ntaken;
     char *token; /* the bearer token, or NULL */
     int64_t token_checked_us;
     struct timespec token_mtime;
     bool token_stale;
 
-    pthread_mutex_t lock; /* guards removals */
+    pthread_mutex_t lock; /* guards removals and unremoved */
     pthread_cond_t removed;
-    size_t removals; /* writes submitted and not yet done */
+    size_t removals;    /* writes submitted and not yet done */
+    int64_t *unremoved; /* ids whose removal failed: handed to the store again */
+    size_t nunremoved;  /* at unremoved_at_us */
+    int64_t unremoved_at_us;
 
     atomic_uint_fast64_t sent;
     atomic_uint_fast64_t failed;
     atomic_uint_fast64_t retries;
     weir_histogram_t latency;
 };
+
+static int64_t mono_us(void)
+{
+    return (int64_t)(weir_mono_ns() / 1000);
+}
 
 /* ---- configuration --------------------------------------------------------------------- */
 
@@ -129,6 +151,14 @@ static int override_add(weir_source_t *s, const cJSON *item, weir_err_t *err)
     if (!weir_ce_name_valid(item->string) || is_core(item->string)) {
         return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES",
                             "\"%s\" is not an extension attribute name", item->string);
+    }
+    /* Triggers tell weir's own events by it (loops), and it names the namespace an event
+     * entered: one value for every event would defeat both. */
+    if (strcmp(item->string, WEIR_SOURCE_NS_ATTR) == 0) {
+        return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES",
+                            "\"%s\" is set by weir to the event's namespace and cannot be "
+                            "overridden",
+                            item->string);
     }
     if (cJSON_IsString(item)) {
         value = item->valuestring;
@@ -372,6 +402,7 @@ static void take(weir_source_t *s, size_t i)
     row_t *row = s->rows[i];
     s->taken = weir_realloc(s->taken, (s->ntaken + 1) * sizeof(*s->taken));
     s->taken[s->ntaken++] = row->r.id;
+    s->nfailed -= row->failed ? 1 : 0;
     memmove(&s->rows[i], &s->rows[i + 1], (s->nrows - i - 1) * sizeof(*s->rows));
     s->nrows--;
     row_free(row);
@@ -403,7 +434,7 @@ static bool start(weir_source_t *s, size_t i)
     if (!request(s, row) || curl_multi_add_handle(s->multi, row->easy) != CURLM_OK) {
         row_release(row);
         s->recovering = true; /* curl itself failed: try again later */
-        s->retry_at_us = weir_wall_us() + s->cfg.delay_us;
+        s->retry_at_us = mono_us() + s->cfg.delay_us;
         return false;
     }
     row->in_flight = true;
@@ -420,19 +451,35 @@ static weir_deliver_class_t classify(long status)
     return status == 401 ? WEIR_DELIVER_RETRY : weir_deliver_classify(status);
 }
 
+/*
+ * The wait after the nth failure in a row, as Knative's exponential backoff: the first retry
+ * comes after delay_us (its backoffDelay), and each later one waits twice as long as the one
+ * before, up to wait_max_us.
+ */
+static int64_t backoff_us(const weir_source_t *s)
+{
+    unsigned n = s->failures > 0 ? s->failures - 1 : 0;
+    double wait = (double)s->cfg.delay_us * (n >= 40 ? 1e12 : (double)(1ULL << n));
+    return wait > (double)s->cfg.wait_max_us ? s->cfg.wait_max_us : (int64_t)wait;
+}
+
 /* An attempt to retry. Only the first failure of a burst, or a probe's, moves the backoff on:
  * the attempts that were in flight beside the first failed for the same outage. */
 static void failed_attempt(weir_source_t *s, row_t *row, long status, CURLcode result)
 {
     atomic_fetch_add(&s->retries, 1);
     s->token_stale = s->token_stale || status == 401;
+    if (!row->failed) {
+        row->failed = true;
+        s->nfailed++;
+    }
     if (s->recovering && !row->probe) {
         return;
     }
-    int64_t now = weir_wall_us();
-    weir_deliver_spec_t spec = {.backoff = WEIR_BACKOFF_EXPONENTIAL, .delay_us = s->cfg.delay_us};
-    int64_t wait = weir_deliver_backoff_us(&spec, ++s->failures);
-    int64_t after = weir_deliver_retry_after_us(row->retry_after[0] ? row->retry_after : NULL, now);
+    s->failures++;
+    int64_t wait = backoff_us(s);
+    const char *ra = row->retry_after[0] ? row->retry_after : NULL;
+    int64_t after = weir_deliver_retry_after_us(ra, weir_wall_us());
 
     wait = after > wait ? after : wait;
     wait = wait > s->cfg.wait_max_us ? s->cfg.wait_max_us : wait;
@@ -446,7 +493,28 @@ static void failed_attempt(weir_source_t *s, row_t *row, long status, CURLcode r
         }
     }
     s->recovering = true;
-    s->retry_at_us = now + wait;
+    s->retry_at_us = mono_us() + wait;
+}
+
+/*
+ * The sink took an event. Recovery ends once no failed row waits any more; not on an attempt
+ * that was already in flight when another failed, which would cancel the backoff and let later
+ * events overtake the failed one. A probe that went through shows the sink works: the other
+ * failed rows follow at once, still one at a time and oldest first.
+ */
+static void took(weir_source_t *s, bool probe)
+{
+    atomic_fetch_add(&s->sent, 1);
+    if (!s->recovering || (!probe && s->nfailed > 0)) {
+        return;
+    }
+    s->failures = 0;
+    if (s->nfailed > 0) {
+        s->retry_at_us = 0;
+        return;
+    }
+    weir_info(MODULE, "the sink %s takes events again", s->cfg.sink);
+    s->recovering = false;
 }
 
 static void finished(weir_source_t *s, row_t *row, CURLcode result)
@@ -466,14 +534,8 @@ static void finished(weir_source_t *s, row_t *row, CURLcode result)
         row_release(row);
         return;
     }
-    if (cls == WEIR_DELIVER_OK) {
-        if (s->recovering) {
-            weir_info(MODULE, "the sink %s takes events again", s->cfg.sink);
-        }
-        s->recovering = false;
-        s->failures = 0;
-        atomic_fetch_add(&s->sent, 1);
-    } else {
+    bool probe = row->probe;
+    if (cls != WEIR_DELIVER_OK) {
         WEIR_LOG(WEIR_LOG_WARN, MODULE, row->r.ns,
                  "the sink %s refused event %s with %ld; it is dropped from the outbox: %.*s",
                  s->cfg.sink, weir_ce_get(row->ev, "id"), status, (int)row->answer.len,
@@ -481,6 +543,9 @@ static void finished(weir_source_t *s, row_t *row, CURLcode result)
         atomic_fetch_add(&s->failed, 1);
     }
     take(s, index_of(s, row));
+    if (cls == WEIR_DELIVER_OK) {
+        took(s, probe);
+    }
 }
 
 static void reap(weir_source_t *s)
@@ -503,18 +568,58 @@ static size_t waiting(const weir_source_t *s)
     return s->nrows - s->in_flight;
 }
 
+/* True when a load is owed: a commit woke the thread, or the last load filled its page. */
+static bool load_owed(weir_source_t *s)
+{
+    return atomic_load(&s->woken) || s->more;
+}
+
+/* When the next load is due: at once when one is owed, else at the idle poll; never while
+ * enough rows wait in memory, nor before the wait after a failed read is over. */
+static int64_t load_due_us(weir_source_t *s, int64_t now)
+{
+    if (waiting(s) >= s->cfg.max_inflight) {
+        return INT64_MAX; /* the end of an attempt brings the thread back */
+    }
+    int64_t due = load_owed(s) ? now : s->next_poll_us;
+    return due > s->load_at_us ? due : s->load_at_us;
+}
+
+/* The outbox could not be read: the load is still owed, after a wait that grows. */
+static void load_failed(weir_source_t *s, const weir_err_t *err, int64_t now)
+{
+    unsigned n = s->load_failures < 10 ? s->load_failures : 10;
+    int64_t wait = LOAD_RETRY_US << n;
+    wait = wait < LOAD_RETRY_MAX ? wait : LOAD_RETRY_MAX;
+    if (s->load_failures++ == 0) {
+        weir_error(MODULE, "cannot read the outbox (%s): trying again", err->msg);
+    }
+    s->load_at_us = now + wait;
+    atomic_store(&s->woken, true);
+}
+
+/*
+ * Loads the next page of durable rows when one is due. The wake-up is cleared only when a load
+ * runs, and before it reads, so that a commit during the read is not missed.
+ */
 static void load(weir_source_t *s)
 {
-    bool woken = atomic_exchange(&s->woken, false);
-    if ((!woken && !s->more) || waiting(s) >= s->cfg.max_inflight) {
+    int64_t now = mono_us();
+    if (load_due_us(s, now) > now) {
         return;
     }
+    atomic_store(&s->woken, false);
+    s->next_poll_us = now + IDLE_POLL_MS * 1000LL;
     weir_store_outbox_row_t *got = NULL;
     size_t n = 0;
     weir_err_t err = {0};
     if (weir_store_outbox_next(s->store, s->loaded_to, LOAD_PAGE, &got, &n, &err) != 0) {
-        atomic_store(&s->woken, true); /* try again at the next turn */
+        load_failed(s, &err, now);
         return;
+    }
+    if (s->load_failures > 0) {
+        weir_info(MODULE, "the outbox can be read again");
+        s->load_failures = 0;
     }
     s->rows = weir_realloc(s->rows, (s->nrows + n) * sizeof(*s->rows));
     for (size_t i = 0; i < n; i++) {
@@ -534,7 +639,7 @@ static size_t room(const weir_source_t *s)
     if (!s->recovering) {
         return s->cfg.max_inflight;
     }
-    return s->in_flight == 0 && weir_wall_us() >= s->retry_at_us ? 1 : 0;
+    return s->in_flight == 0 && mono_us() >= s->retry_at_us ? 1 : 0;
 }
 
 /* Starts what may start, oldest first. */
@@ -552,28 +657,79 @@ static void start_some(weir_source_t *s)
     }
 }
 
+/* When the next attempt may start (INT64_MAX: only once one in flight ends). */
+static int64_t start_due_us(const weir_source_t *s, int64_t now)
+{
+    if (waiting(s) == 0) {
+        return INT64_MAX;
+    }
+    if (!s->recovering) {
+        return s->in_flight < s->cfg.max_inflight ? now : INT64_MAX;
+    }
+    return s->in_flight == 0 ? s->retry_at_us : INT64_MAX;
+}
+
 /* ---- removing what was taken ----------------------------------------------------------- */
 
+/*
+ * A removal that failed (storage failed, or its sync did) leaves rows that the sink took in the
+ * outbox, below the cursor. Their ids are handed to the store again after a wait, until they
+ * are gone: sending the events again would only repeat what the sink has.
+ */
 static void on_removed(weir_store_write_t *w, int status, void *arg)
 {
     removal_t *r = arg;
     weir_source_t *s = r->src;
-    if (status != 0) {
-        weir_warn(MODULE,
-                  "%zu sent events stay in the outbox (%s): they go out again after a "
-                  "restart",
-                  w->noutbox_sent, weir_strerror(status));
-    }
-    weir_free(r->ids);
-    weir_free(r);
     pthread_mutex_lock(&s->lock);
+    if (status != 0) {
+        if (s->nunremoved == 0) {
+            weir_warn(MODULE,
+                      "%zu sent events could not be removed from the outbox (%s): trying "
+                      "again",
+                      w->noutbox_sent, weir_strerror(status));
+        }
+        s->unremoved =
+            weir_realloc(s->unremoved, (s->nunremoved + w->noutbox_sent) * sizeof(*s->unremoved));
+        memcpy(&s->unremoved[s->nunremoved], r->ids, w->noutbox_sent * sizeof(*r->ids));
+        s->nunremoved += w->noutbox_sent;
+        s->unremoved_at_us = mono_us() + REMOVE_RETRY_US;
+        curl_multi_wakeup(s->multi); /* under the lock: the stop frees multi after removals */
+    }
     s->removals--;
     pthread_cond_signal(&s->removed);
     pthread_mutex_unlock(&s->lock);
+    weir_free(r->ids);
+    weir_free(r);
 }
 
-static void flush_taken(weir_source_t *s)
+/* When the failed removals are due again (INT64_MAX: none waits). */
+static int64_t unremoved_due_us(weir_source_t *s)
 {
+    pthread_mutex_lock(&s->lock);
+    int64_t due = s->nunremoved > 0 ? s->unremoved_at_us : INT64_MAX;
+    pthread_mutex_unlock(&s->lock);
+    return due;
+}
+
+/* Moves the ids of failed removals back among those to remove, once their wait is over (at
+ * once when now is INT64_MAX). */
+static void take_unremoved(weir_source_t *s, int64_t now)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->nunremoved > 0 && now >= s->unremoved_at_us) {
+        s->taken = weir_realloc(s->taken, (s->ntaken + s->nunremoved) * sizeof(*s->taken));
+        memcpy(&s->taken[s->ntaken], s->unremoved, s->nunremoved * sizeof(*s->taken));
+        s->ntaken += s->nunremoved;
+        weir_free(s->unremoved);
+        s->unremoved = NULL;
+        s->nunremoved = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void flush_taken(weir_source_t *s, int64_t now)
+{
+    take_unremoved(s, now);
     if (s->ntaken == 0) {
         return;
     }
@@ -600,19 +756,24 @@ static void flush_taken(weir_source_t *s)
 
 /* ---- the thread ------------------------------------------------------------------------ */
 
-static int poll_timeout_ms(const weir_source_t *s)
+static int64_t earliest(int64_t a, int64_t b)
 {
-    if (atomic_load(&s->woken) || atomic_load(&s->stop) || s->ntaken > 0) {
-        return atomic_load(&s->woken) ? 0 : 20;
+    return a < b ? a : b;
+}
+
+/* How long the thread may sleep: until the next thing it has to do, at most IDLE_POLL_MS. A
+ * commit, an attempt's progress or a stop wakes it earlier. */
+static int poll_timeout_ms(weir_source_t *s)
+{
+    int64_t now = mono_us();
+    int64_t next = now + IDLE_POLL_MS * 1000LL;
+    if (atomic_load(&s->stop) || s->ntaken > 0) {
+        next = now + BUSY_POLL_MS * 1000LL;
     }
-    if (s->recovering && s->in_flight == 0) {
-        int64_t ms = (s->retry_at_us - weir_wall_us() + 999) / 1000;
-        return ms <= 0 ? 0 : ms > IDLE_POLL_MS ? IDLE_POLL_MS : (int)ms;
-    }
-    if (waiting(s) > 0 && s->in_flight < room(s)) {
-        return 0; /* an attempt just ended: start the next at once */
-    }
-    return s->more && waiting(s) < s->cfg.max_inflight ? 0 : IDLE_POLL_MS;
+    next = earliest(next, load_due_us(s, now));
+    next = earliest(next, start_due_us(s, now));
+    next = earliest(next, unremoved_due_us(s));
+    return next <= now ? 0 : (int)((next - now + 999) / 1000);
 }
 
 /* At the stop: what is still in flight is abandoned; it stays in the outbox. */
@@ -626,6 +787,7 @@ static void abandon(weir_source_t *s)
     }
     s->nrows = 0;
     s->in_flight = 0;
+    s->nfailed = 0;
 }
 
 static void *source_main(void *arg)
@@ -642,18 +804,20 @@ static void *source_main(void *arg)
         int running = 0;
         curl_multi_perform(s->multi, &running);
         reap(s);
-        flush_taken(s);
+        flush_taken(s, mono_us());
         if (stopping && (s->in_flight == 0 || weir_mono_ns() >= s->stop_deadline_ns)) {
             break;
         }
         curl_multi_poll(s->multi, NULL, 0, poll_timeout_ms(s), NULL);
     }
     abandon(s);
-    for (int tries = 0; s->ntaken > 0 && tries < 100; tries++) {
-        flush_taken(s);
-        if (s->ntaken > 0) {
-            nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL); /* the queue is full */
+    /* The last removals, with a little time for a full queue or a failing store. */
+    for (int tries = 0; tries < 100; tries++) {
+        flush_taken(s, INT64_MAX);
+        if (s->ntaken == 0 && unremoved_due_us(s) == INT64_MAX) {
+            break;
         }
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
     }
     return NULL;
 }
@@ -679,6 +843,7 @@ static void source_free(weir_source_t *s)
     }
     weir_free(s->rows);
     weir_free(s->taken);
+    weir_free(s->unremoved);
     weir_free(s->token);
     weir_free(s->ca_blob);
     weir_free((char *)s->cfg.sink);
@@ -732,11 +897,18 @@ int weir_source_start(weir_store_t *store, const weir_source_config_t *cfg, weir
         return weir_err_set(err, WEIR_EIO, NULL, "cannot create a curl multi handle");
     }
     curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->cfg.max_inflight);
+    /* Hooked before the thread starts, so that no commit falls between its first load and
+     * the hook; a hook that runs first only wakes a multi handle that nobody polls yet. */
+    rc = weir_store_add_commit_hook(store, on_commit, s);
+    if (rc != 0) {
+        source_free(s);
+        return weir_err_set(err, rc, NULL, "cannot hook the source to the store's commits");
+    }
     if (pthread_create(&s->thread, NULL, source_main, s) != 0) {
+        weir_store_remove_commit_hook(store, on_commit, s);
         source_free(s);
         return weir_err_set(err, WEIR_EIO, NULL, "cannot start the source thread");
     }
-    weir_store_add_commit_hook(store, on_commit, s);
     *out = s;
     return 0;
 }
@@ -754,6 +926,10 @@ void weir_source_stop(weir_source_t *s, unsigned timeout_ms)
     pthread_mutex_lock(&s->lock);
     while (s->removals > 0) {
         pthread_cond_wait(&s->removed, &s->lock);
+    }
+    if (s->nunremoved > 0) {
+        weir_warn(MODULE, "%zu sent events stay in the outbox: they go out again at the next start",
+                  s->nunremoved);
     }
     pthread_mutex_unlock(&s->lock);
     source_free(s);

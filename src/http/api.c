@@ -247,6 +247,8 @@ static enum MHD_Result handle_broadcast(weir_req_t *req, const char *name)
         weir_metrics_count(req->srv->metrics, NULL, WEIR_OUT_NOT_FOUND, 1);
         return weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
     }
+    /* A quick answer while the outbox is full, before the body is decoded. The bound itself is
+     * kept by the store writer, which refuses a broadcast the outbox has no room for. */
     if (weir_store_outbox_full(req->srv->store)) {
         weir_metrics_count(req->srv->metrics, name, WEIR_OUT_OVERLOADED, 1);
         return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,

@@ -153,6 +153,7 @@ static void add_item(weir_ingest_t *in, const char *ns, const weir_event_t *ev)
     it->ns = ns;
     it->ev = ev;
     it->born_inside = in->born_inside;
+    it->must_go_out = in->born_inside; /* a broadcast: its 202 says it goes out */
 }
 
 /* Runs ns's filter over every event, adding what it keeps as items. */
@@ -297,7 +298,11 @@ static enum MHD_Result ingest_finish(weir_req_t *req)
     weir_ingest_t *in = &req->ingest;
     if (in->status != 0) {
         weir_err_t err;
+        /* Refused at its commit, WEIR_EBUSY means the outbox had no room for a broadcast. */
+        bool outbox = in->status == WEIR_EBUSY && in->submitted;
         const char *detail = in->status == WEIR_ENOTFOUND ? "a target namespace no longer exists"
+                             : outbox ? "the outbox is full: the source's sink is not taking "
+                                        "events; retry later"
                              : in->status == WEIR_EBUSY   ? "the store queue is full; retry later"
                              : in->status == WEIR_ECLOSED ? "weir is shutting down; retry later"
                                                           : "the store is unavailable; retry later";

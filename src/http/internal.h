@@ -290,8 +290,10 @@ void weir_listeners_ns_deleted(weir_server_t *srv, const char *ns);
 /*
  * Enters weir's own event of this type (WEIR_SYSTEM_*) into ns, with data {"namespace": ns}
  * and, when key is not NULL, key: value (value is also the subject). Called after the change
- * it reports committed; a failure to store it is logged, not returned. A namespace's deletion
- * only goes out through the source (its history is gone).
+ * it reports committed; while the store is busy or failing it tries again until the event is
+ * stored (so the caller waits), and gives up only when the namespace is gone, the store closes,
+ * or weir stops; a failure is logged, not returned. A namespace's deletion only goes out
+ * through the source (its history is gone).
  */
 void weir_system_emit(weir_server_t *srv, const char *ns, const char *type, const char *key,
                       const char *value);

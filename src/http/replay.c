@@ -8,6 +8,8 @@
 
 #include "http/internal.h"
 
+#define OUTBOX_FULL "the outbox is full: the source's sink is not taking events; retry later"
+
 /* The stored event, decoded again from its JSON form. */
 static int load(weir_req_t *req, const char *ns, const char *id, weir_store_record_t *rec,
                 weir_event_t **ev, weir_err_t *err)
@@ -47,18 +49,17 @@ enum MHD_Result weir_history_replay(weir_req_t *req, const char *ns, const char 
     weir_event_t *ev = NULL;
     weir_err_t err = {0};
 
+    /* A quick answer while the outbox is full; the writer keeps the bound (see below). */
     if (weir_store_outbox_full(req->srv->store)) {
-        return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            "the outbox is full: the source's sink is not taking events; retry "
-                            "later",
-                            NULL, NULL);
+        return weir_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, OUTBOX_FULL, NULL, NULL);
     }
     int rc = load(req, ns, id, &rec, &ev, &err);
     if (rc != 0) {
         weir_store_record_clear(&rec);
         return weir_problem_err(req, &err);
     }
-    weir_store_item_t item = {.ns = ns, .ev = ev, .born_inside = rec.born_inside, .replay = true};
+    weir_store_item_t item = {
+        .ns = ns, .ev = ev, .born_inside = rec.born_inside, .replay = true, .must_go_out = true};
     weir_listeners_match_item(req->srv, &item); /* a replay wakes listeners again */
     rc = weir_store_write_sync(req->srv->store, &item, 1);
     weir_listeners_release_item(&item);
@@ -71,7 +72,9 @@ enum MHD_Result weir_history_replay(weir_req_t *req, const char *ns, const char 
     } else {
         weir_err_set(&err, rc, rc == WEIR_ENOTFOUND ? "id" : NULL, "%s",
                      rc == WEIR_ENOTFOUND ? "the event is gone (deleted meanwhile)"
-                                          : "the store cannot take the replay now; retry later");
+                     : rc == WEIR_EBUSY && weir_store_outbox_full(req->srv->store)
+                         ? OUTBOX_FULL
+                         : "the store cannot take the replay now; retry later");
         res = weir_problem_err(req, &err);
     }
     weir_ce_free(ev);

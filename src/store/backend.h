@@ -39,7 +39,8 @@ typedef struct weir_store_backend {
     /*
      * Writer: applies one write all or nothing (a failed write is undone alone and the
      * transaction stays usable). Sets each item's seq and duplicate. Returns 0, WEIR_ENOTFOUND
-     * when a namespace is missing, or WEIR_EIO.
+     * when a namespace is missing, WEIR_EBUSY when an item that must go out finds the outbox
+     * full, or WEIR_EIO.
      */
     int (*write)(void *db, weir_store_write_t *w);
     /* Writer: creates a namespace; *created is false when it existed already. */

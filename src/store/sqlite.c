@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -176,9 +177,9 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_NS_FILTERS_DELETE] = "DELETE FROM filters WHERE ns = ?1",
     [ST_OUTBOX_ADD] = "INSERT INTO outbox (ns, seq, event, created_us) VALUES (?1, ?2, ?3, ?4)",
     [ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
-    [ST_OUTBOX_NEXT] = "SELECT id, ns, seq, event, created_us FROM outbox WHERE id > ?1"
-                       " ORDER BY id LIMIT ?2",
-    [ST_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+    [ST_OUTBOX_NEXT] = "SELECT id, ns, seq, event, created_us FROM outbox"
+                       " WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
+    [ST_OUTBOX_COUNT] = "SELECT count(*), coalesce(max(id), 0) FROM outbox",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -246,6 +247,7 @@ typedef struct conn {
 
 typedef struct sqlite_db {
     char *path;
+    int lock_fd; /* <data_dir>/weir.lock, held exclusively while the store is open */
     bool no_sync;
     conn_t *writer;
     conn_t *checkpointer;  /* used by the syncer thread only */
@@ -262,6 +264,15 @@ typedef struct sqlite_db {
     int64_t outbox_txn;
     int64_t outbox_write;
     atomic_uint_fast64_t outbox_overflow;
+    uint64_t overflow_txn; /* events left out by the open transaction and write */
+    uint64_t overflow_write;
+    /* The highest outbox id queued by the open transaction and by the open write (writer
+     * only), by the last commit, and by the last commit that a sync made durable: the source
+     * reads no row above the durable one. */
+    int64_t outbox_txn_last;
+    int64_t outbox_write_last;
+    atomic_int_fast64_t outbox_committed;
+    atomic_int_fast64_t outbox_durable;
 } sqlite_db_t;
 
 weir_sqlite_listen_t *weir_sqlite_listen_of(void *db, sqlite3 **writer)
@@ -524,6 +535,9 @@ static void sq_close(void *db)
     weir_sqlite_listen_free(d->listen); /* its statements live on the writer's connection */
     conn_close(d->writer);
     conn_close(d->checkpointer); /* last: its close checkpoints with syncs */
+    if (d->lock_fd >= 0) {
+        close(d->lock_fd); /* releases the lock, once nothing touches the database any more */
+    }
     pthread_mutex_destroy(&d->pool_lock);
     weir_free(d->path);
     weir_free(d);
@@ -537,13 +551,39 @@ static char *db_path(const char *dir)
     return weir_buf_take(&b, NULL);
 }
 
-/* The outbox's depth at open: rows left by an earlier run wait to go out. */
+/*
+ * What an earlier run wrote may still sit in the page cache only (it crashed, or ran with
+ * no_sync): one fsync of the database and its WAL at open makes it durable, so that the rows
+ * found in the outbox may go out at once.
+ */
+static int sync_at_open(sqlite_db_t *d, weir_err_t *err)
+{
+    const char *suffix[] = {"", "-wal"};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && !d->no_sync && i < 2; i++) {
+        weir_buf_t b = WEIR_BUF_INIT;
+        weir_buf_printf(&b, "%s%s", d->path, suffix[i]);
+        int fd = open(b.data, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fdatasync(fd) != 0) {
+            rc = weir_err_set(err, WEIR_EIO, NULL, "cannot fsync %s: %s", b.data, strerror(errno));
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        weir_buf_free(&b);
+    }
+    return rc;
+}
+
+/* The outbox's depth at open: rows left by an earlier run wait to go out, and are durable. */
 static int outbox_count(sqlite_db_t *d, weir_err_t *err)
 {
     sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_COUNT);
     int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
     if (rc == SQLITE_ROW) {
         atomic_store(&d->outbox_depth, sqlite3_column_int64(st, 0));
+        atomic_store(&d->outbox_committed, sqlite3_column_int64(st, 1));
+        atomic_store(&d->outbox_durable, sqlite3_column_int64(st, 1));
     }
     if (st != NULL) {
         stmt_done(st);
@@ -555,6 +595,31 @@ static int outbox_count(sqlite_db_t *d, weir_err_t *err)
     return 0;
 }
 
+/*
+ * One process per data directory: two would each run a writer (fighting over the database's
+ * lock) and a source (sending every outbox row twice). SQLite's own locks only order
+ * transactions, so weir holds an exclusive flock on <data_dir>/weir.lock for as long as the
+ * store is open. The kernel drops it when the process dies, so a crash leaves nothing to clean.
+ */
+static int lock_dir(const char *dir, int *fd, weir_err_t *err)
+{
+    weir_buf_t b = WEIR_BUF_INIT;
+    weir_buf_printf(&b, "%s/weir.lock", dir);
+    *fd = open(b.data, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    int rc = 0;
+    if (*fd < 0) {
+        rc = weir_err_set(err, WEIR_EIO, "data_dir", "cannot open %s: %s", b.data, strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        bool held = errno == EWOULDBLOCK;
+        rc = weir_err_set(err, held ? WEIR_EBUSY : WEIR_EIO, "data_dir", "the data directory %s %s",
+                          dir, held ? "is in use by another weir process" : strerror(errno));
+        close(*fd);
+        *fd = -1;
+    }
+    weir_buf_free(&b);
+    return rc;
+}
+
 static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
 {
     *out = NULL;
@@ -562,8 +627,14 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     if (rc != 0) {
         return rc;
     }
+    int lock_fd = -1;
+    rc = lock_dir(cfg->data_dir, &lock_fd, err);
+    if (rc != 0) {
+        return rc;
+    }
 
     sqlite_db_t *d = weir_calloc(1, sizeof(*d));
+    d->lock_fd = lock_fd;
     pthread_mutex_init(&d->pool_lock, NULL);
     d->path = db_path(cfg->data_dir);
     d->listen = weir_sqlite_listen_new(d->path);
@@ -584,6 +655,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     }
     if (rc == 0) {
         rc = migrate(d->writer->db, err);
+    }
+    if (rc == 0) {
+        rc = sync_at_open(d, err);
     }
     if (rc == 0) {
         rc = outbox_count(d, err);
@@ -649,6 +723,8 @@ static int sq_begin(void *db)
     d->txn_lost = false;
     d->outbox_txn = 0;
     weir_sqlite_listen_txn_begin(d->listen);
+    d->outbox_txn_last = 0;
+    d->overflow_txn = 0;
     return exec_stmt(d->writer, ST_BEGIN);
 }
 
@@ -670,6 +746,10 @@ static int sq_commit(void *db)
     }
     atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
     weir_sqlite_listen_txn_commit(d->listen);
+    atomic_fetch_add(&d->outbox_overflow, d->overflow_txn);
+    if (d->outbox_txn_last > 0) {
+        atomic_store(&d->outbox_committed, d->outbox_txn_last);
+    }
     return 0;
 }
 
@@ -694,9 +774,12 @@ static int wal_fsync(sqlite_db_t *d)
 static int sq_sync(void *db)
 {
     sqlite_db_t *d = db;
+    /* Read before the fsync: every commit up to this id was written before it. */
+    int64_t committed = atomic_load(&d->outbox_committed);
     if (!d->no_sync && wal_fsync(d) != 0) {
         return WEIR_EIO;
     }
+    atomic_store(&d->outbox_durable, committed);
     if (atomic_load(&d->wal_frames) >= CHECKPOINT_FRAMES) {
         /* PASSIVE never waits for the writer or readers; what it cannot copy now waits for
          * the next turn. */
@@ -793,8 +876,12 @@ static int find_replayed(conn_t *c, weir_store_item_t *it)
     return log_failure(c->db, "find replayed event");
 }
 
-/* What goes out through the source: a new event born inside, a replay, or an event of a
- * namespace that is gone. Past the outbox's bound it is counted, not queued. */
+/*
+ * What goes out through the source: a new event born inside, a replay, or an event of a
+ * namespace that is gone. Past the outbox's bound, an item that must go out fails its whole
+ * write (an API caller was promised it goes out, and is told to retry instead); any other is
+ * stored, counted and not queued.
+ */
 static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_us)
 {
     bool wanted = it->outbox_only || it->replay || (it->born_inside && !it->duplicate);
@@ -803,7 +890,10 @@ static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_u
     }
     int64_t depth = atomic_load(&d->outbox_depth) + d->outbox_txn + d->outbox_write;
     if (depth >= (int64_t)d->outbox_max) {
-        atomic_fetch_add(&d->outbox_overflow, 1);
+        if (it->must_go_out) {
+            return WEIR_EBUSY;
+        }
+        d->overflow_write++;
         return 0;
     }
     sqlite3_stmt *st = stmt_get(d->writer, ST_OUTBOX_ADD);
@@ -820,6 +910,7 @@ static int outbox_add(sqlite_db_t *d, const weir_store_item_t *it, int64_t now_u
         return log_failure(d->writer->db, "queue in the outbox");
     }
     d->outbox_write++;
+    d->outbox_write_last = sqlite3_last_insert_rowid(d->writer->db);
     return 0;
 }
 
@@ -888,6 +979,8 @@ static int sq_write(void *db, weir_store_write_t *w)
     }
     d->outbox_write = 0;
     weir_sqlite_listen_write_begin(d->listen);
+    d->outbox_write_last = 0;
+    d->overflow_write = 0;
     int rc = write_items(d, w);
     if (rc == 0) {
         rc = write_listen(d, w);
@@ -898,9 +991,13 @@ static int sq_write(void *db, weir_store_write_t *w)
         }
         d->outbox_txn += d->outbox_write;
         weir_sqlite_listen_write_keep(d->listen);
+        d->overflow_txn += d->overflow_write;
+        if (d->outbox_write_last > 0) {
+            d->outbox_txn_last = d->outbox_write_last;
+        }
         return 0;
     }
-    if (rc != WEIR_ENOTFOUND) {
+    if (rc == WEIR_EIO) {
         writer_failed(d);
     }
     if (!d->txn_lost && (exec_stmt(c, ST_ROLLBACK_TO) != 0 || exec_stmt(c, ST_RELEASE) != 0)) {
@@ -1549,14 +1646,16 @@ static int sq_filter_list(void *db, const char *ns, weir_store_filter_t **out, s
 static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_outbox_row_t **out,
                           size_t *n, weir_err_t *err)
 {
+    sqlite_db_t *d = db;
     conn_t *c;
     sqlite3_stmt *st;
-    int rc = reader_stmt(db, ST_OUTBOX_NEXT, &c, &st, err);
+    int rc = reader_stmt(d, ST_OUTBOX_NEXT, &c, &st, err);
     if (rc != 0) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, after_id);
     sqlite3_bind_int64(st, 2, limit_i64(limit));
+    sqlite3_bind_int64(st, 3, atomic_load(&d->outbox_durable));
     weir_store_outbox_row_t *list = NULL;
     size_t count = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1570,7 +1669,7 @@ static int sq_outbox_next(void *db, int64_t after_id, size_t limit, weir_store_o
         r->created_us = sqlite3_column_int64(st, 4);
     }
     stmt_done(st);
-    reader_give(db, c);
+    reader_give(d, c);
     if (rc != SQLITE_DONE) {
         weir_store_outbox_free(list, count);
         return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");

@@ -1,6 +1,7 @@
 /*
- * store: durable storage of namespaces and events behind one interface, with SQLite as the
- * embedded backend (a PostgreSQL backend implements the same interface).
+ * store: durable storage of namespaces and events behind one interface (store/backend.h).
+ * SQLite is the only backend so far; the interface keeps the database out of the rest of weir
+ * so that another (PostgreSQL, for replicas sharing one database) can be added behind it.
  *
  * Writes go through one writer thread that commits in groups: it takes every write waiting in
  * its bounded queue (up to a batch limit) and commits them in one transaction. A syncer thread
@@ -41,6 +42,8 @@ void weir_store_config_default(weir_store_config_t *cfg);
 /*
  * Opens (creating or migrating forward as needed) the store and starts its writer thread.
  * The schema carries a version; a database written by a newer weir is refused with WEIR_EIO.
+ * The data directory is locked (<data_dir>/weir.lock) while the store is open: a second open
+ * of it, from this process or another, fails with WEIR_EBUSY and says so in err.
  */
 int weir_store_open(const weir_store_config_t *cfg, weir_store_t **out, weir_err_t *err);
 
@@ -128,6 +131,10 @@ typedef struct weir_store_item {
                          write fails with WEIR_ENOTFOUND when that copy is gone */
     bool outbox_only; /* kept in no history, only queued in the outbox: an event about a
                          namespace that no longer exists (its deletion) */
+    bool must_go_out; /* an API caller is told it goes out (a broadcast, a replay): when the
+                         outbox has no room for it, its whole write fails with WEIR_EBUSY and
+                         nothing of it is stored. Without it (a reply, a system event), an
+                         event the outbox has no room for is stored, counted, and not sent */
     /* Listeners the event woke (weir_route_match): their deliveries, or their part of an `and`,
      * are written in the same transaction as the event; not for a duplicate (but for a replay). */
     const struct weir_store_match *matches;
@@ -166,8 +173,9 @@ struct weir_store_write {
 /*
  * Queues a write. The caller keeps w, its items and their events alive and unchanged until done
  * is called. Events are encoded here, on the caller's thread. Returns 0 (done will be called
- * with 0, WEIR_ENOTFOUND when a namespace does not exist at commit, or WEIR_EIO), WEIR_EBUSY
- * when the queue is full or WEIR_ECLOSED when the store is closing (done is not called then).
+ * with 0, WEIR_ENOTFOUND when a namespace does not exist at commit, WEIR_EBUSY when an item
+ * that must go out finds the outbox full, or WEIR_EIO), WEIR_EBUSY when the queue is full or
+ * WEIR_ECLOSED when the store is closing (done is not called then).
  */
 int weir_store_submit(weir_store_t *store, weir_store_write_t *w);
 
@@ -485,8 +493,9 @@ int weir_store_write_wait(weir_store_t *store, weir_store_write_t *w);
  * every event that enters a namespace other than through the sink: a new (not duplicate) item
  * born inside, a replay, an outbox_only item. The source sends the rows in id order and removes
  * each once sent (weir_store_write_t.outbox_sent), so a crash repeats an event rather than
- * losing it. When outbox_max rows wait, further events are stored but not queued; they are
- * counted (weir_store_outbox_stats), and weir_store_outbox_full lets an API refuse them first.
+ * losing it. The bound is kept by the writer: when outbox_max rows wait, a write with an item
+ * that must go out fails whole (WEIR_EBUSY), and other events are stored but not queued; they
+ * are counted (weir_store_outbox_stats). weir_store_outbox_full lets an API refuse early.
  */
 typedef struct weir_store_outbox_row {
     int64_t id;
@@ -497,8 +506,13 @@ typedef struct weir_store_outbox_row {
     int64_t created_us;
 } weir_store_outbox_row_t;
 
-/* Outbox rows with an id above after_id, oldest first, at most limit. Free with
- * weir_store_outbox_free. */
+/*
+ * Outbox rows with an id above after_id, oldest first, at most limit, and only rows whose
+ * commit is durable (fsync'd, unless no_sync): a row committed but not yet synced is left for a
+ * later call, so that the source never sends an event that a power loss could take back. The
+ * commit hooks run once a group is durable, so a call from a hook sees what the group queued.
+ * Free with weir_store_outbox_free.
+ */
 int weir_store_outbox_next(weir_store_t *store, int64_t after_id, size_t limit,
                            weir_store_outbox_row_t **out, size_t *n, weir_err_t *err);
 void weir_store_outbox_free(weir_store_outbox_row_t *rows, size_t n);

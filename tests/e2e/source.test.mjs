@@ -178,6 +178,34 @@ test('system events are in history and wake listeners', async () => {
   }
 });
 
+test('a system event is not lost when the store queue is full', async () => {
+  const broker = await new Target().start();
+  // One write may wait for the writer: the broadcasts below keep the queue full.
+  const weir = source(broker.url, { args: ['--queue-max', '1', '--batch-max', '1'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('busy');
+    let stop = false;
+    const flood = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; !stop; i++) await broadcast(weir, 'busy', [{ id: `f${w}-${i}` }]);
+    });
+    const puts = [];
+    for (let i = 0; i < 20; i++) {
+      puts.push(fetch(`${weir.api}/api/v2/namespaces/busy/filters/f${i}`, { method: 'PUT', body: 'return event;' }));
+    }
+    const statuses = (await Promise.all(puts)).map((r) => r.status);
+    stop = true;
+    await Promise.all(flood);
+    assert.deepEqual(statuses, Array(20).fill(201));
+    const created = (await weir.history('busy')).filter((i) => i.event.type === 'io.weir.filter.created');
+    assert.equal(created.length, 20, 'every filter created has its event');
+    await until(() => byType(broker.got, 'io.weir.filter.created').length === 20, 20000, 'every event went out');
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+  }
+});
+
 test('a failed delivery is a system event that goes out', async () => {
   const broker = await new Target().start();
   const refuser = await new Target(() => ({ status: 400, body: 'no thanks' })).start();
@@ -202,6 +230,78 @@ test('a failed delivery is a system event that goes out', async () => {
     await weir.cleanup();
     await broker.stop();
     await refuser.stop();
+  }
+});
+
+test('a dead-lettered delivery and a deleted listener are system events that go out', async () => {
+  const broker = await new Target().start();
+  const refuser = await new Target(() => ({ status: 400, body: 'no thanks' })).start();
+  const dls = await new Target().start();
+  const weir = source(broker.url);
+  try {
+    await weir.start();
+    await weir.createNamespace('dead');
+    const lres = await fetch(`${weir.api}/api/v2/namespaces/dead/events/listeners`, {
+      method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.in' }], sink: refuser.url,
+        delivery: { retry: 0, deadLetterSink: dls.url } }) });
+    assert.equal(lres.status, 201);
+    const listener = (await lres.json()).id;
+    await sink(weir, 'dead', 'lettered');
+    await dls.until(1);
+    await until(() => byType(broker.got, 'io.weir.delivery.deadlettered').length === 1, 10000, 'the dead letter went out');
+    const [dead] = byType(broker.got, 'io.weir.delivery.deadlettered');
+    assert.equal(dead.headers['ce-subject'], listener);
+    assert.equal(dead.headers['ce-source'], '/weir/namespaces/dead');
+    assert.equal(dead.headers['ce-weirhops'], '1');
+    const data = JSON.parse(dead.body);
+    assert.equal(data.namespace, 'dead');
+    assert.equal(data.listener, listener);
+    assert.equal(data.target, refuser.url);
+    assert.equal(data.deadLetterSink, dls.url);
+    assert.equal(data.eventId, 'lettered');
+    assert.equal(typeof data.delivery, 'number');
+    assert.equal(typeof data.status, 'number');
+    assert.ok(data.attempts >= 1);
+    assert.ok(byType(broker.got, 'io.weir.delivery.failed').length === 0);
+
+    assert.equal((await fetch(`${weir.api}/api/v2/namespaces/dead/events/listeners/${listener}`, { method: 'DELETE' })).status, 204);
+    await until(() => byType(broker.got, 'io.weir.listener.deleted').length === 1, 10000, 'the deletion went out');
+    const [deleted] = byType(broker.got, 'io.weir.listener.deleted');
+    assert.equal(deleted.headers['ce-subject'], listener);
+    assert.deepEqual(JSON.parse(deleted.body), { namespace: 'dead', listener });
+    const types = (await weir.history('dead')).map((i) => i.event.type);
+    assert.ok(types.includes('io.weir.delivery.deadlettered') && types.includes('io.weir.listener.deleted'), types.join());
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
+    await refuser.stop();
+    await dls.stop();
+  }
+});
+
+test('after a 401 the token is read again at once, not at its next look', async () => {
+  const token = join(work, 'token-401');
+  writeFileSync(token, 'tok-old\n');
+  // The broker refuses the old token, and the token is rotated as it does so.
+  const broker = await new Target((hit) => {
+    if (hit.headers.authorization !== 'Bearer tok-old') return { status: 202 };
+    writeFileSync(token, 'tok-new\n');
+    return { status: 401 };
+  }).start();
+  const weir = new Weir({ args: ['--source-sink', broker.url, '--source-token-file', token, '--system-events=false'] });
+  try {
+    await weir.start();
+    await weir.createNamespace('auth');
+    assert.equal((await broadcast(weir, 'auth', [{ id: 't1' }])).status, 202);
+    await broker.until(2);
+    // The retry comes 0.2 s later, well within the second between two looks at the file.
+    assert.deepEqual(broker.got.map((g) => g.headers.authorization), ['Bearer tok-old', 'Bearer tok-new']);
+    assert.deepEqual(ids(broker.got), ['t1', 't1']);
+    assert.ok(broker.got[1].at - broker.got[0].at < 1000);
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+  } finally {
+    await weir.cleanup();
+    await broker.stop();
   }
 });
 
@@ -296,6 +396,43 @@ test('a refused event is dropped alone; a full outbox refuses broadcasts and cou
   }
 });
 
+test('a broadcast the outbox has no room for is refused whole; every 202 goes out', async () => {
+  const port = await closedPort();
+  const weir = source(`http://127.0.0.1:${port}/`, { args: ['--system-events=false', '--outbox-max', '5'] });
+  let broker;
+  try {
+    await weir.start();
+    await weir.createNamespace('room');
+    assert.equal((await broadcast(weir, 'room', [{ id: 'a1' }, { id: 'a2' }, { id: 'a3' }])).status, 202);
+    // Two places left: a batch of three is refused whole, and nothing of it is stored.
+    const res = await broadcast(weir, 'room', [{ id: 'b1' }, { id: 'b2' }, { id: 'b3' }]);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match((await res.json()).detail, /outbox is full/);
+    assert.deepEqual((await weir.history('room')).map((i) => i.event.id), ['a1', 'a2', 'a3']);
+    assert.equal(await metric(weir, 'weir_outbox_depth'), 3);
+    assert.equal(await metric(weir, 'weir_outbox_overflow_total'), 0);
+
+    // Ten broadcasts at once for the two places: each is either taken and sent, or refused.
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => broadcast(weir, 'room', [{ id: `c${i}` }])));
+    const accepted = answers.map((r, i) => (r.status === 202 ? `c${i}` : null)).filter(Boolean);
+    assert.ok(answers.every((r) => r.status === 202 || r.status === 503), answers.map((r) => r.status).join());
+    assert.equal(accepted.length, 2);
+    const stored = (await weir.history('room')).map((i) => i.event.id);
+    assert.deepEqual(stored.slice(0, 3), ['a1', 'a2', 'a3']);
+    assert.deepEqual(stored.slice(3).sort(), accepted.sort());
+
+    broker = await new Target().start(port);
+    await broker.until(5, 30000);
+    await sleep(300);
+    assert.deepEqual(ids(broker.got), stored, 'every event answered 202 went out, in order');
+    await until(async () => (await metric(weir, 'weir_outbox_depth')) === 0, 5000, 'an empty outbox');
+  } finally {
+    await weir.cleanup();
+    if (broker) await broker.stop();
+  }
+});
+
 test('https: K_CA_CERTS is trusted, and without it nothing goes out', async () => {
   const key = join(work, 'key.pem');
   const cert = join(work, 'cert.pem');
@@ -327,6 +464,7 @@ test('bad source settings stop weir at start with the setting named', async () =
   for (const [env, args, named] of [
     [{ K_CE_OVERRIDES: '{"extensions":' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
     [{ K_CE_OVERRIDES: '{"extensions":{"id":"x"}}' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
+    [{ K_CE_OVERRIDES: '{"extensions":{"weirnamespace":"x"}}' }, ['--source-sink', 'http://127.0.0.1:9/'], 'cannot be overridden'],
     [{ K_SINK: 'ftp://127.0.0.1/' }, [], 'K_SINK'],
   ]) {
     const weir = new Weir({ args, env });
@@ -336,5 +474,29 @@ test('bad source settings stop weir at start with the setting named', async () =
     } finally {
       await weir.cleanup();
     }
+  }
+});
+
+test('a second weir on the same data directory stops at its start: it would send every event again', async () => {
+  const broker = await new Target().start();
+  const dataDir = mkdtempSync(join(work, 'data-'));
+  const first = source(broker.url, { dataDir });
+  const second = source(broker.url, { dataDir });
+  try {
+    await first.start();
+    await assert.rejects(second.start(), /weir exited with 1/);
+    assert.ok(second.logs.some((l) => l.includes('in use by another weir process')), second.logs.join('\n'));
+    await first.createNamespace('one');
+    await broker.until(1);
+    await first.stop();
+    await second.start(); // the lock goes with the first process
+    await second.createNamespace('two');
+    await broker.until(2);
+    assert.deepEqual(broker.got.map((g) => g.headers['ce-weirnamespace']), ['one', 'two']);
+  } finally {
+    await first.cleanup();
+    await second.cleanup();
+    rmSync(dataDir, { recursive: true, force: true });
+    await broker.stop();
   }
 });
