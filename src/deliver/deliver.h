@@ -64,7 +64,11 @@ typedef enum weir_deliver_class {
 /* Classifies an attempt by its HTTP status (0: no answer: refused connection, timeout). */
 weir_deliver_class_t weir_deliver_classify(long status);
 
-/* The wait before retry number n (1 for the first retry), capped at WEIR_DELIVER_WAIT_MAX. */
+/*
+ * The wait before retry number n (1 for the first retry), capped at WEIR_DELIVER_WAIT_MAX. The
+ * first retry waits the delay, as in Knative's dispatchers; then exponential doubles it at each
+ * retry (delay * 2^(n-1)) and linear adds it (delay * n).
+ */
 int64_t weir_deliver_backoff_us(const weir_deliver_spec_t *s, unsigned n);
 
 /* A Retry-After value (delay-seconds or an HTTP date) as a wait from now_us; -1 when absent or

@@ -172,10 +172,11 @@ weir_deliver_class_t weir_deliver_classify(long status)
 int64_t weir_deliver_backoff_us(const weir_deliver_spec_t *s, unsigned n)
 {
     double wait = (double)s->delay_us;
+    unsigned doublings = n > 0 ? n - 1 : 0;
     if (s->backoff == WEIR_BACKOFF_LINEAR) {
-        wait *= n;
+        wait *= n > 0 ? n : 1;
     } else {
-        wait *= n >= 40 ? 1e12 : (double)(1ULL << n);
+        wait *= doublings >= 40 ? 1e12 : (double)(1ULL << doublings);
     }
     return wait > (double)WEIR_DELIVER_WAIT_MAX ? WEIR_DELIVER_WAIT_MAX : (int64_t)wait;
 }

@@ -458,9 +458,9 @@ static weir_deliver_class_t classify(long status)
  */
 static int64_t backoff_us(const weir_source_t *s)
 {
-    unsigned n = s->failures > 0 ? s->failures - 1 : 0;
-    double wait = (double)s->cfg.delay_us * (n >= 40 ? 1e12 : (double)(1ULL << n));
-    return wait > (double)s->cfg.wait_max_us ? s->cfg.wait_max_us : (int64_t)wait;
+    weir_deliver_spec_t spec = {.backoff = WEIR_BACKOFF_EXPONENTIAL, .delay_us = s->cfg.delay_us};
+    int64_t wait = weir_deliver_backoff_us(&spec, s->failures);
+    return wait > s->cfg.wait_max_us ? s->cfg.wait_max_us : wait;
 }
 
 /* An attempt to retry. Only the first failure of a burst, or a probe's, moves the backoff on:

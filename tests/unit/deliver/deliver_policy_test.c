@@ -84,9 +84,9 @@ static void test_classify(void **state)
 static void test_backoff(void **state)
 {
     weir_deliver_spec_t s = {.delay_us = 200000, .backoff = WEIR_BACKOFF_EXPONENTIAL};
-    assert_int_equal(weir_deliver_backoff_us(&s, 1), 400000);
-    assert_int_equal(weir_deliver_backoff_us(&s, 2), 800000);
-    assert_int_equal(weir_deliver_backoff_us(&s, 3), 1600000);
+    assert_int_equal(weir_deliver_backoff_us(&s, 1), 200000); /* the first retry: the delay */
+    assert_int_equal(weir_deliver_backoff_us(&s, 2), 400000);
+    assert_int_equal(weir_deliver_backoff_us(&s, 3), 800000);
     assert_int_equal(weir_deliver_backoff_us(&s, 60), WEIR_DELIVER_WAIT_MAX);
     s.backoff = WEIR_BACKOFF_LINEAR;
     assert_int_equal(weir_deliver_backoff_us(&s, 1), 200000);
