@@ -745,7 +745,7 @@ static int sq_commit(void *db)
         return WEIR_EIO;
     }
     atomic_fetch_add(&d->outbox_depth, d->outbox_txn);
-    weir_sqlite_listen_txn_commit(d->listen);
+    weir_sqlite_listen_txn_commit(d->listen, d->writer->db);
     atomic_fetch_add(&d->outbox_overflow, d->overflow_txn);
     if (d->outbox_txn_last > 0) {
         atomic_store(&d->outbox_committed, d->outbox_txn_last);
@@ -776,10 +776,12 @@ static int sq_sync(void *db)
     sqlite_db_t *d = db;
     /* Read before the fsync: every commit up to this id was written before it. */
     int64_t committed = atomic_load(&d->outbox_committed);
+    int64_t deliveries = weir_sqlite_listen_committed(d->listen);
     if (!d->no_sync && wal_fsync(d) != 0) {
         return WEIR_EIO;
     }
     atomic_store(&d->outbox_durable, committed);
+    weir_sqlite_listen_durable(d->listen, deliveries);
     if (atomic_load(&d->wal_frames) >= CHECKPOINT_FRAMES) {
         /* PASSIVE never waits for the writer or readers; what it cannot copy now waits for
          * the next turn. */

@@ -33,6 +33,7 @@ typedef enum wstmt {
     W_NS_UNDELIVER,
     W_NS_UNLISTEN,
     W_PENDING,
+    W_LAST_ID,
     W_MOST,
     W_DROP,
     W_DROP_TALLY,
@@ -76,7 +77,8 @@ static const char *const wsql[W_MAX] = {
                        " WHERE listener IN (SELECT id FROM listeners WHERE ns = ?1)",
     [W_NS_UNDELIVER] = "DELETE FROM deliveries WHERE ns = ?1",
     [W_NS_UNLISTEN] = "DELETE FROM listeners WHERE ns = ?1",
-    [W_PENDING] = "SELECT count(*) FROM deliveries",
+    [W_PENDING] = "SELECT count(*), coalesce(max(id), 0) FROM deliveries",
+    [W_LAST_ID] = "SELECT coalesce(max(id), 0) FROM deliveries",
     /* The listener with the most pending deliveries (a pass over an index: only past the
      * bound, and then once per DROP_SLACK of the bound). */
     [W_MOST] = "SELECT listener, ns, count(*) AS n FROM deliveries GROUP BY listener"
@@ -116,13 +118,14 @@ static const char *const rsql[R_MAX] = {
     [R_COLLECTED] = "SELECT c.key, c.type, c.received_us, json_extract(e.event, '$.id')"
                     " FROM listener_collect c LEFT JOIN events e ON e.seq = c.seq"
                     " WHERE c.listener = ?1 ORDER BY c.key, c.type",
-    [R_DUE] = "SELECT " DELIVERY_COLUMNS " WHERE d.due_us <= ?1"
+    [R_DUE] = "SELECT " DELIVERY_COLUMNS " WHERE d.due_us <= ?1 AND d.id <= ?6"
               " AND (d.due_us > ?2 OR (d.due_us = ?2 AND d.id > ?3))"
               " ORDER BY d.due_us, d.id LIMIT ?4",
     [R_DUE_OF] = "SELECT " DELIVERY_COLUMNS " WHERE d.listener = ?5 AND d.due_us <= ?1"
+                 " AND d.id <= ?6"
                  " AND (d.due_us > ?2 OR (d.due_us = ?2 AND d.id > ?3))"
                  " ORDER BY d.due_us, d.id LIMIT ?4",
-    [R_NEW] = "SELECT " DELIVERY_COLUMNS " WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
+    [R_NEW] = "SELECT " DELIVERY_COLUMNS " WHERE d.id > ?1 AND d.id <= ?3 ORDER BY d.id LIMIT ?2",
     [R_COUNT] = "SELECT count(*) FROM deliveries",
     [R_NEXT] = "SELECT min(due_us) FROM deliveries WHERE due_us > ?1",
 };
@@ -143,6 +146,12 @@ struct weir_sqlite_listen {
     atomic_uint_fast64_t dropped;
     uint64_t dropped_txn;
     uint64_t dropped_write;
+    /* The newest delivery id committed, and the newest made durable by an fsync: the engine
+     * reads only durable deliveries, so that nothing goes out that a power loss could undo. */
+    bool created_txn;
+    bool created_write;
+    atomic_int_fast64_t committed_id;
+    atomic_int_fast64_t durable_id;
     pthread_mutex_t lock; /* guards the reader */
     sqlite3 *reader;
     sqlite3_stmt *r[R_MAX];
@@ -241,6 +250,7 @@ static int deliver(weir_sqlite_listen_t *l, sqlite3 *db, const weir_store_item_t
     }
     int rc = run(db, st, "create delivery", &added);
     l->pending_write += added;
+    l->created_write = l->created_write || added > 0;
     return rc;
 }
 
@@ -260,6 +270,7 @@ static int keyed(weir_sqlite_listen_t *l, sqlite3 *db, wstmt_t id, const weir_st
     }
     int rc = run(db, st, wsql[id], &changes);
     l->pending_write += id == W_FIRE ? changes : 0;
+    l->created_write = l->created_write || (id == W_FIRE && changes > 0);
     return rc;
 }
 
@@ -397,6 +408,8 @@ int weir_sqlite_listen_open(weir_sqlite_listen_t *l, sqlite3 *db, size_t pending
     int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
     if (rc == SQLITE_ROW) {
         atomic_store(&l->pending, sqlite3_column_int64(st, 0));
+        atomic_store(&l->committed_id, sqlite3_column_int64(st, 1));
+        atomic_store(&l->durable_id, sqlite3_column_int64(st, 1)); /* left by an earlier run */
     }
     if (st != NULL) {
         done(st);
@@ -413,24 +426,50 @@ void weir_sqlite_listen_txn_begin(weir_sqlite_listen_t *l)
 {
     l->pending_txn = 0;
     l->dropped_txn = 0;
+    l->created_txn = false;
 }
 
-void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l)
+void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l, sqlite3 *db)
 {
     atomic_fetch_add(&l->pending, l->pending_txn);
     atomic_fetch_add(&l->dropped, l->dropped_txn);
+    if (!l->created_txn) {
+        return;
+    }
+    sqlite3_stmt *st = wget(l, db, W_LAST_ID);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        atomic_store(&l->committed_id, sqlite3_column_int64(st, 0));
+    } else {
+        /* The deliveries stay unread until a later commit that creates some reads the id. */
+        failed(db, "read the newest delivery id");
+    }
+    if (st != NULL) {
+        done(st);
+    }
+}
+
+int64_t weir_sqlite_listen_committed(weir_sqlite_listen_t *l)
+{
+    return atomic_load(&l->committed_id);
+}
+
+void weir_sqlite_listen_durable(weir_sqlite_listen_t *l, int64_t committed)
+{
+    atomic_store(&l->durable_id, committed);
 }
 
 void weir_sqlite_listen_write_begin(weir_sqlite_listen_t *l)
 {
     l->pending_write = 0;
     l->dropped_write = 0;
+    l->created_write = false;
 }
 
 void weir_sqlite_listen_write_keep(weir_sqlite_listen_t *l)
 {
     l->pending_txn += l->pending_write;
     l->dropped_txn += l->dropped_write;
+    l->created_txn = l->created_txn || l->created_write;
 }
 
 void weir_sqlite_listen_stats(weir_sqlite_listen_t *l, int64_t *pending, uint64_t *dropped)
@@ -782,6 +821,7 @@ int weir_sqlite_deliveries_due(void *db, const char *listener, int64_t now_us, i
     sqlite3_bind_int64(st, 2, after_due);
     sqlite3_bind_int64(st, 3, after_id);
     sqlite3_bind_int64(st, 4, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
+    sqlite3_bind_int64(st, 6, atomic_load(&l->durable_id));
     return deliveries_collect(l, st, out, n, err);
 }
 
@@ -796,6 +836,7 @@ int weir_sqlite_deliveries_new(void *db, int64_t after_id, size_t limit,
     }
     sqlite3_bind_int64(st, 1, after_id);
     sqlite3_bind_int64(st, 2, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
+    sqlite3_bind_int64(st, 3, atomic_load(&l->durable_id));
     return deliveries_collect(l, st, out, n, err);
 }
 

@@ -38,12 +38,16 @@ int weir_sqlite_listen_open(weir_sqlite_listen_t *l, sqlite3 *db, size_t pending
  * pending deliveries follows only what commits: begin and commit the transaction; begin a
  * write, and keep it once its savepoint is released (a write undone is simply not kept). */
 void weir_sqlite_listen_txn_begin(weir_sqlite_listen_t *l);
-void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l);
+void weir_sqlite_listen_txn_commit(weir_sqlite_listen_t *l, sqlite3 *db);
 void weir_sqlite_listen_write_begin(weir_sqlite_listen_t *l);
 void weir_sqlite_listen_write_keep(weir_sqlite_listen_t *l);
 /* Writer, at the end of a write that created deliveries: past the bound, gives up the oldest
  * pending deliveries of the listener with the most, counted as failed. */
 int weir_sqlite_listen_bound(weir_sqlite_listen_t *l, sqlite3 *db);
+/* Syncer: the newest delivery id committed (read before an fsync), and, once the fsync is done,
+ * that it is durable: the engine's reads see no delivery past the durable id. */
+int64_t weir_sqlite_listen_committed(weir_sqlite_listen_t *l);
+void weir_sqlite_listen_durable(weir_sqlite_listen_t *l, int64_t committed);
 /* Any thread: the committed count of pending deliveries, and how many were given up. */
 void weir_sqlite_listen_stats(weir_sqlite_listen_t *l, int64_t *pending, uint64_t *dropped);
 
