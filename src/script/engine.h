@@ -65,6 +65,8 @@ void weir_script__engine_disarm(engine_t *e);
 void weir_script__engine_push_function(engine_t *e, const weir_script_t *script);
 /* Removes what a run added to the global object; false when it could not (the heap is spent). */
 bool weir_script__engine_reset(engine_t *e);
+/* [ ... value ] -> [ ... value ]: holds value in the heap stash under name; returns its pointer. */
+void *weir_script__engine_keep(duk_context *ctx, const char *name);
 /* The engine that owns ctx. */
 engine_t *weir_script__engine_of(duk_context *ctx);
 

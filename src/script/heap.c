@@ -256,14 +256,26 @@ static duk_size_t count_globals(duk_context *ctx)
     return n;
 }
 
-/* A native function, frozen (it outlives runs), stored in the stash under name. */
-static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn, duk_idx_t nargs)
+/*
+ * A pointer from duk_get_heapptr does not hold what it points to: everything the engine keeps by
+ * pointer between calls is also held by the stash, or a script could free it (by making it
+ * unreachable) and the next use would touch freed memory.
+ */
+void *weir_script__engine_keep(duk_context *ctx, const char *name)
 {
     duk_push_heap_stash(ctx);
+    duk_dup(ctx, -2);
+    duk_put_prop_string(ctx, -2, name);
+    duk_pop(ctx);
+    return duk_get_heapptr(ctx, -1);
+}
+
+/* A native function, frozen (it outlives runs), kept in the stash under name. */
+static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn, duk_idx_t nargs)
+{
     duk_push_c_function(ctx, fn, nargs);
     duk_freeze(ctx, -1);
-    void *ptr = duk_get_heapptr(ctx, -1);
-    duk_put_prop_string(ctx, -2, name);
+    void *ptr = weir_script__engine_keep(ctx, name);
     duk_pop(ctx);
     return ptr;
 }
@@ -285,10 +297,11 @@ static duk_ret_t setup(duk_context *ctx, void *udata)
     duk_eval_string(ctx, sandbox_js);
     duk_push_global_object(ctx);
     duk_call(ctx, 1);
-    e->builtins = duk_get_heapptr(ctx, -1);
+    /* Only the global object's prototype holds the built-ins, and a script may replace it. */
+    e->builtins = weir_script__engine_keep(ctx, "builtins");
     duk_get_prop_string(ctx, -1, "Object");
     duk_get_prop_string(ctx, -1, "isExtensible");
-    e->is_extensible = duk_get_heapptr(ctx, -1);
+    e->is_extensible = weir_script__engine_keep(ctx, "isExtensible");
     duk_pop_3(ctx);
 
     static const char *const gone[] = {"Duktape", "print", "alert", "require"};
@@ -361,6 +374,9 @@ static bool globals_clean(duk_context *ctx, engine_t *e)
 static duk_ret_t reset_body(duk_context *ctx, void *udata)
 {
     engine_t *e = udata;
+    duk_push_heap_stash(ctx);
+    duk_del_prop_string(ctx, -1, "event");
+    duk_pop(ctx);
     duk_push_global_object(ctx);
     duk_del_prop_string(ctx, -1, "event");
     if (globals_clean(ctx, e)) {

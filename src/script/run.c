@@ -167,7 +167,9 @@ static void push_event(duk_context *ctx, engine_t *e, run_t *r)
     if (r->in->data_kind != WEIR_CE_DATA_NONE) {
         define_data(ctx, e, r->in);
     }
-    r->event = duk_get_heapptr(ctx, -1);
+    /* Held until the run is cleaned up: a script may drop every reference of its own to the
+     * event and still reach the data accessors, from a toString run while its error is shown. */
+    r->event = weir_script__engine_keep(ctx, "event");
 }
 
 static const char *type_name(duk_context *ctx, duk_idx_t i)
@@ -215,7 +217,6 @@ static duk_ret_t run_body(duk_context *ctx, void *udata)
     engine_t *e = udata;
     run_t *r = e->run;
 
-    /* The event object stays at the bottom of the stack: the accessors rely on it living. */
     push_event(ctx, e, r);
     duk_dup(ctx, -1);
     duk_put_global_string(ctx, "event");

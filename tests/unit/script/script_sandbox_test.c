@@ -285,6 +285,41 @@ static void global_object_tricks_are_undone(void **state)
     weir_ce_free(in);
 }
 
+/*
+ * What the engine keeps by pointer must outlive whatever a script unlinks, even once a collection
+ * has removed every other reference. Without that these runs read freed memory, which the
+ * sanitizer build reports.
+ */
+static void unlinked_internals_stay_alive(void **state)
+{
+    weir_script_pool_t *pool = *state;
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    /* Enough cyclic garbage that the heap runs its mark-and-sweep collector. */
+    const char *garbage = "for (var i = 0; i < 100000; i++) { var o = {}; o.o = o; }\n";
+    const char *unlink = "var g = Function('return this')(), O = Object;\n"
+                         "O.setPrototypeOf(g, null); return null;";
+    char both[512];
+    snprintf(both, sizeof(both), "%s%s", garbage, unlink);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx_run(pool, both, in, &out, NULL, &err), 0);
+        assert_null(out);
+        fx_still_works(pool);
+        /* The collection in one run, the unlinking in the next, on the same heap. */
+        assert_int_equal(fx_run(pool, garbage, in, &out, NULL, &err), 0);
+        assert_int_equal(fx_run(pool, unlink, in, &out, NULL, &err), 0);
+        fx_still_works(pool);
+    }
+
+    /* The event object, when the script dropped it and reads the data while its error is shown. */
+    expect_error(pool,
+                 "var get = Object.getOwnPropertyDescriptor(event, 'data').get; event = null;\n"
+                 "throw {toString: function () { return 'data ' + JSON.stringify(get()); }};",
+                 "filter threw: data {\"pad\":\"0");
+    weir_ce_free(in);
+}
+
 typedef struct worker {
     weir_script_pool_t *pool;
     weir_script_t *script;
@@ -390,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(globals_do_not_survive_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(permanent_globals_retire_the_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(global_object_tricks_are_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(unlinked_internals_stay_alive, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(threads_share_a_pool, setup, teardown),
         cmocka_unit_test(heaps_are_bounded),
     };
