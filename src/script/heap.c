@@ -11,6 +11,8 @@
  * for three read-only values (NaN, Infinity, undefined), so checking that a run left nothing
  * behind costs about a microsecond, and whatever it left is deleted.
  */
+#include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,11 +31,18 @@
 /* Bounds the clean-up after a run, which should take microseconds. */
 #define RESET_TIMEOUT_MS 100u
 
-/* The allocator keeps each block's size in front of it, aligned for any type. */
+/* The allocator keeps what each block was charged in front of it, aligned for any type. */
 typedef union block_head {
-    size_t size;
+    size_t cost;
     max_align_t align;
 } block_head_t;
+
+/* What malloc adds to each block (glibc: one word of header, rounding to 16 bytes) and above what
+ * size it may map whole pages instead. */
+#define MALLOC_WORD  sizeof(size_t)
+#define MALLOC_ALIGN 16u
+#define MALLOC_PAGE  4096u
+#define MALLOC_MMAP  (128u * 1024u)
 
 /* Deletes what must not be reachable, moves the built-ins and freezes them; returns their home. */
 static const char sandbox_js[] =
@@ -89,10 +98,38 @@ static const char reset_js[] = "(function (R, O) {\n"
 
 /* ---- bounds ----------------------------------------------------------------------------- */
 
+/*
+ * The limit is on what the heap really takes from the process: each block with the allocator's
+ * header and malloc's own overhead, not only the bytes Duktape asked for (a heap of small objects
+ * takes half as much again). Before a block exists its cost is estimated from above; once it
+ * exists it is charged what malloc says it holds, so the count never passes the limit.
+ */
+static size_t cost_estimate(size_t size)
+{
+    if (size > SIZE_MAX / 2) {
+        return SIZE_MAX;
+    }
+    size_t raw = sizeof(block_head_t) + size + MALLOC_WORD;
+    if (size >= MALLOC_MMAP) { /* a mapped block has a second word and takes whole pages */
+        return (raw + MALLOC_WORD + MALLOC_ALIGN + MALLOC_PAGE - 1) / MALLOC_PAGE * MALLOC_PAGE;
+    }
+    return (raw + MALLOC_ALIGN - 1) / MALLOC_ALIGN * MALLOC_ALIGN;
+}
+
+static size_t cost_of(block_head_t *h)
+{
+    return malloc_usable_size(h) + MALLOC_WORD;
+}
+
+static bool fits(engine_t *e, size_t cost)
+{
+    return cost <= e->limit && e->used <= e->limit - cost;
+}
+
 static void *mem_alloc(void *udata, duk_size_t size)
 {
     engine_t *e = udata;
-    if (size > e->limit || e->used > e->limit - size) {
+    if (!fits(e, cost_estimate(size))) {
         e->refused = true;
         return NULL;
     }
@@ -103,8 +140,8 @@ static void *mem_alloc(void *udata, duk_size_t size)
         e->refused = true;
         return NULL;
     }
-    h->size = size;
-    e->used += size;
+    h->cost = cost_of(h);
+    e->used += h->cost;
     return h + 1;
 }
 
@@ -115,7 +152,7 @@ static void mem_free(void *udata, void *ptr)
         return;
     }
     block_head_t *h = (block_head_t *)ptr - 1;
-    e->used -= h->size;
+    e->used -= h->cost;
     free(h);
 }
 
@@ -130,9 +167,11 @@ static void *mem_realloc(void *udata, void *ptr, duk_size_t size)
         return NULL;
     }
 
+    /* Only growth needs room; a block that shrinks is charged less from then on. */
     block_head_t *h = (block_head_t *)ptr - 1;
-    size_t old = h->size;
-    if (size > old && (size - old > e->limit || e->used > e->limit - (size - old))) {
+    size_t old = h->cost;
+    size_t want = cost_estimate(size);
+    if (want > old && !fits(e, want - old)) {
         e->refused = true;
         return NULL;
     }
@@ -141,8 +180,8 @@ static void *mem_realloc(void *udata, void *ptr, duk_size_t size)
         e->refused = true;
         return NULL;
     }
-    n->size = size;
-    e->used = e->used - old + size;
+    n->cost = cost_of(n);
+    e->used = e->used - old + n->cost;
     return n + 1;
 }
 

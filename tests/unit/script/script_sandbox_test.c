@@ -120,6 +120,14 @@ static void endless_allocation_is_bounded(void **state)
                  want);
 }
 
+/* The limit is on what each block really takes, header and malloc's overhead included: 85,000
+ * empty objects ask for about 7 MiB, which would fit, but take about 11. */
+static void block_overhead_counts(void **state)
+{
+    expect_error(*state, "var a = []; for (var i = 0; i < 85000; i++) a.push({}); return null;",
+                 "filter exceeded its memory limit of 8 MiB");
+}
+
 /* Small allocations make garbage collection slow down as the heap fills: either bound. */
 static void slow_allocation_is_bounded(void **state)
 {
@@ -416,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_natives_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(per_run_limits_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(endless_allocation_is_bounded, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(block_overhead_counts, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(slow_allocation_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(throws_keep_their_message, setup, teardown),
         cmocka_unit_test_setup_teardown(returning_42_is_an_error, setup, teardown),
