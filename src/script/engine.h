@@ -31,9 +31,11 @@ struct run; /* run.c */
 
 typedef struct engine {
     duk_context *ctx;
-    size_t used;  /* bytes the heap holds now */
-    size_t limit; /* bytes it may hold */
-    bool refused; /* an allocation was refused for the limit since the last run began */
+    size_t used;       /* bytes the heap holds now */
+    size_t limit;      /* bytes it may hold */
+    size_t short_of;   /* the smallest request refused since one as large was last granted */
+    unsigned refusals; /* requests refused since then */
+    bool exhausted;    /* a request stayed refused after Duktape collected garbage: final */
     bool timed_out;
     bool stack_exceeded;
     uint64_t budget_ns; /* the time a run may take, 0 when no limit applies (see heap.c) */

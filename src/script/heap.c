@@ -28,6 +28,9 @@
 /* However loaded the machine, a run ends within this many times its time limit of wall time. */
 #define WALL_FACTOR 10u
 
+/* Refusals of one request after which Duktape gives up on it (see refuse). */
+#define FINAL_REFUSALS 10u
+
 /* Bounds the clean-up after a run, which should take microseconds. */
 #define RESET_TIMEOUT_MS 100u
 
@@ -126,22 +129,46 @@ static bool fits(engine_t *e, size_t cost)
     return cost <= e->limit && e->used <= e->limit - cost;
 }
 
+/*
+ * Duktape meets a refused request by collecting garbage and asking again, up to ten times, and
+ * only then fails: a refusal that a collection cures is no error. Once a request has gone
+ * unsatisfied that often (no request as large was granted in between), the heap is exhausted for
+ * the rest of the run: it refuses every request, no script code runs any more (see the checks
+ * below), and the run fails however the script handled the error.
+ */
+static void *refuse(engine_t *e, size_t size)
+{
+    if (e->refusals == 0 || size < e->short_of) {
+        e->short_of = size;
+    }
+    if (++e->refusals >= FINAL_REFUSALS) {
+        e->exhausted = true;
+    }
+    return NULL;
+}
+
+static void granted(engine_t *e, size_t size)
+{
+    if (e->refusals != 0 && size >= e->short_of) {
+        e->refusals = 0;
+    }
+}
+
 static void *mem_alloc(void *udata, duk_size_t size)
 {
     engine_t *e = udata;
-    if (!fits(e, cost_estimate(size))) {
-        e->refused = true;
-        return NULL;
+    if (e->exhausted || !fits(e, cost_estimate(size))) {
+        return refuse(e, size);
     }
 
     /* Not weir_malloc: running out here is the script's failure, which Duktape reports. */
     block_head_t *h = malloc(sizeof(*h) + size);
     if (h == NULL) {
-        e->refused = true;
-        return NULL;
+        return refuse(e, size);
     }
     h->cost = cost_of(h);
     e->used += h->cost;
+    granted(e, size);
     return h + 1;
 }
 
@@ -171,17 +198,16 @@ static void *mem_realloc(void *udata, void *ptr, duk_size_t size)
     block_head_t *h = (block_head_t *)ptr - 1;
     size_t old = h->cost;
     size_t want = cost_estimate(size);
-    if (want > old && !fits(e, want - old)) {
-        e->refused = true;
-        return NULL;
+    if (want > old && (e->exhausted || !fits(e, want - old))) {
+        return refuse(e, size);
     }
     block_head_t *n = realloc(h, sizeof(*n) + size);
     if (n == NULL) {
-        e->refused = true;
-        return NULL;
+        return refuse(e, size);
     }
     n->cost = cost_of(n);
     e->used = e->used - old + n->cost;
+    granted(e, size);
     return n + 1;
 }
 
@@ -225,8 +251,9 @@ int weir_script_timeout_check(void *udata)
         e->timed_out = true;
     }
 
-    /* Once true it must stay true until the run is over, so that no catch can swallow it. */
-    return e->timed_out;
+    /* Once true it must stay true until the run is over, so that no catch can swallow it. An
+     * exhausted heap stops the script the same way. */
+    return e->timed_out || e->exhausted;
 }
 
 /* Called at every call, compiler and regexp recursion, JSON nesting: where no bytecode runs. */
@@ -241,7 +268,7 @@ int weir_script_native_check(void *udata)
     if (e->budget_ns != 0 && ++e->ticks % TICKS_PER_CLOCK == 0) {
         return weir_script_timeout_check(e);
     }
-    return e->timed_out;
+    return e->timed_out || e->exhausted;
 }
 
 /* Every protected entry point is a safe call, so this is a bug in weir or in Duktape. */
@@ -254,7 +281,8 @@ static void on_fatal(void *udata, const char *msg)
 void weir_script__engine_arm(engine_t *e, uint32_t timeout_ms, size_t limit, uintptr_t base)
 {
     e->limit = limit;
-    e->refused = false;
+    e->refusals = 0;
+    e->exhausted = false;
     e->timed_out = false;
     e->stack_exceeded = false;
     e->ticks = 0;
@@ -439,7 +467,7 @@ bool weir_script__engine_reset(engine_t *e)
     bool ok =
         rc == DUK_EXEC_SUCCESS && (duk_is_undefined(e->ctx, -1) || duk_get_boolean(e->ctx, -1));
     duk_pop(e->ctx);
-    ok = ok && !e->timed_out && !e->refused;
+    ok = ok && !e->timed_out && !e->exhausted;
     weir_script__engine_disarm(e);
     return ok;
 }

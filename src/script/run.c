@@ -248,15 +248,20 @@ static duk_ret_t describe_body(duk_context *ctx, void *udata)
     return 0;
 }
 
+static int over_memory(size_t limit, weir_err_t *err)
+{
+    return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter exceeded its memory limit of %zu MiB",
+                        limit >> 20);
+}
+
 /* [ error ] -> [ ] */
 static int failure(engine_t *e, uint32_t timeout_ms, size_t limit, weir_err_t *err)
 {
     weir_err_t thrown;
     bool described = duk_safe_call(e->ctx, describe_body, &thrown, 1, 0) == DUK_EXEC_SUCCESS;
     /* Near its limit a heap collects garbage before each refusal: the time often runs out then. */
-    if (e->refused) {
-        return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter exceeded its memory limit of %zu MiB",
-                            limit >> 20);
+    if (e->exhausted) {
+        return over_memory(limit, err);
     }
     if (e->timed_out) {
         return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter timed out after %u ms", timeout_ms);
@@ -324,13 +329,17 @@ int weir_script__run(engine_t *e, const weir_script_t *script, const weir_event_
     int rc;
     if (duk_safe_call(e->ctx, run_body, e, 0, 1) != DUK_EXEC_SUCCESS) {
         rc = failure(e, limits->timeout_ms, limits->mem_bytes, err);
+    } else if (e->exhausted) {
+        /* The script caught the error and went on, but a run that overran its memory failed. */
+        duk_pop(e->ctx);
+        rc = over_memory(limits->mem_bytes, err);
     } else {
         rc = result(e, &r, out, err);
     }
     weir_free(r.scratch);
 
     /* Duktape recovers from both, but a heap that met either is not worth keeping. */
-    *spent = e->timed_out || e->refused;
+    *spent = e->timed_out || e->exhausted;
     weir_script__engine_disarm(e);
     if (!*spent && !weir_script__engine_reset(e)) {
         *spent = true;

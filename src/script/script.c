@@ -104,7 +104,7 @@ static int compile_error(engine_t *e, weir_err_t *err)
     if (e->timed_out) {
         return weir_err_set(err, WEIR_EINVAL, NULL, "the filter takes too long to compile");
     }
-    if (e->refused) {
+    if (e->exhausted) {
         return weir_err_set(err, WEIR_ENOMEM, NULL, "the filter is too large to compile");
     }
     if (e->stack_exceeded) {

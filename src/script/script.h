@@ -87,8 +87,10 @@ void weir_script_pool_free(weir_script_pool_t *pool);
  * Errors (err->msg is safe to show a client):
  *   WEIR_ESCRIPT: the script threw ("filter threw at line N: Error: <message>"), ran past its
  *   time ("filter timed out after 100 ms"), past its memory ("filter exceeded its memory limit
- *   of 16 MiB") or past its C stack budget, or returned something that is not a valid event
- *   ("filter returned a number, not an event"; "filter returned an invalid event: <why>").
+ *   of 16 MiB": a request the heap could not grant even after collecting garbage, which the
+ *   script cannot catch) or past its C stack budget, or returned something that is not a
+ *   valid event ("filter returned a number, not an event"; "filter returned an invalid event:
+ *   <why>").
  *   WEIR_EBUSY: the pool's max_heaps heaps stayed busy for the run's timeout; it did not start.
  * Whatever happens the pool stays usable: a heap that may be left in a bad state is destroyed.
  * Any thread. The calling thread needs at least 1 MiB of stack free.

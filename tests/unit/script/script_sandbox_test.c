@@ -120,6 +120,48 @@ static void endless_allocation_is_bounded(void **state)
                  want);
 }
 
+/* Running out of memory ends the run: a script that catches the error can neither keep the event,
+ * nor drop it, nor go on running. */
+static void memory_overrun_is_final(void **state)
+{
+    const char *want = "filter exceeded its memory limit of 8 MiB";
+    expect_error(*state,
+                 "try { var s = 'x'; for (;;) s += s; } catch (e) { s = null; }\n"
+                 "return event;",
+                 want);
+    expect_error(*state,
+                 "try { var s = 'x'; for (;;) s += s; } catch (e) { s = null; }\n"
+                 "return null;",
+                 want);
+    expect_error(*state,
+                 "var a = [];\n"
+                 "try { for (;;) a.push('y'.repeat(1e5) + a.length); }\n"
+                 "catch (e) { a = null; for (;;) {} }",
+                 want);
+}
+
+/* A refusal that a garbage collection cures is no error: each 1 MiB string below is garbage held
+ * by a cycle, which only a collection frees, and the heap has room for eight. */
+static void collected_garbage_is_no_overrun(void **state)
+{
+    const char *garbage =
+        "for (var i = 0; i < 20; i++) { var o = {pad: 'x'.repeat(1 << 20) + i}; o.o = o; }\n";
+    char src[512];
+    snprintf(src, sizeof(src), "%sthrow new Error('mine');", garbage);
+    expect_error(*state, src, "filter threw at line 2: Error: mine");
+
+    snprintf(src, sizeof(src), "%sevent.kept = true; return event;", garbage);
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    if (fx_run(*state, src, in, &out, NULL, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_string_equal(weir_ce_get(out, "kept"), "true");
+    weir_ce_free(out);
+    weir_ce_free(in);
+}
+
 /* The limit is on what each block really takes, header and malloc's overhead included: 85,000
  * empty objects ask for about 7 MiB, which would fit, but take about 11. */
 static void block_overhead_counts(void **state)
@@ -424,6 +466,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_natives_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(per_run_limits_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(endless_allocation_is_bounded, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(memory_overrun_is_final, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(collected_garbage_is_no_overrun, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(block_overhead_counts, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(slow_allocation_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(throws_keep_their_message, setup, teardown),
