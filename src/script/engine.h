@@ -44,10 +44,15 @@ typedef struct engine {
     uint64_t cpu_base_ns;
     uintptr_t stack_base; /* frame address where Duktape was entered, 0 for no check */
     unsigned ticks;
+    bool rnd_seeded; /* the random generator has been seeded for this run, giving: */
+    uint64_t rnd;
     struct run *run;     /* the run in progress, read by the native functions */
     void *builtins;      /* the global object's prototype, where the sandbox put the built-ins */
     void *is_extensible; /* Object.isExtensible, as it was before any script ran */
-    void *getter;        /* the data accessor pair, frozen: shared by all runs */
+    void *date_proto;    /* Date.prototype, with its getTime and setTime (see reset_date) */
+    void *date_get;
+    void *date_set;
+    void *getter; /* the data accessor pair, frozen: shared by all runs */
     void *setter;
     duk_size_t nglobals; /* own properties of the global object between runs */
     uint64_t slot_id[ENGINE_CACHE_SLOTS];

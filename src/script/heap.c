@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "script/engine.h"
@@ -271,6 +272,29 @@ int weir_script_native_check(void *udata)
     return e->timed_out || e->exhausted;
 }
 
+/*
+ * Math.random and the sort's pivots. Duktape's own generator lives as long as the heap, so one run
+ * could read the state that earlier runs left, or steer what later runs draw; this one is seeded
+ * afresh for each run that asks for a number.
+ */
+double weir_script_random(void *udata)
+{
+    engine_t *e = udata;
+    if (!e->rnd_seeded) {
+        if (getrandom(&e->rnd, sizeof(e->rnd), GRND_NONBLOCK) != (ssize_t)sizeof(e->rnd)) {
+            e->rnd ^= weir_mono_ns() ^ thread_cpu_ns(); /* not a secret, but not a run's choice */
+        }
+        e->rnd_seeded = true;
+    }
+
+    /* splitmix64: fast, and plenty for numbers that are not meant to be secret */
+    uint64_t z = (e->rnd += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
 /* Every protected entry point is a safe call, so this is a bug in weir or in Duktape. */
 static void on_fatal(void *udata, const char *msg)
 {
@@ -283,6 +307,7 @@ void weir_script__engine_arm(engine_t *e, uint32_t timeout_ms, size_t limit, uin
     e->limit = limit;
     e->refusals = 0;
     e->exhausted = false;
+    e->rnd_seeded = false;
     e->timed_out = false;
     e->stack_exceeded = false;
     e->ticks = 0;
@@ -347,6 +372,22 @@ static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn,
     return ptr;
 }
 
+/*
+ * [ ... obj ] -> [ ... obj ]: keeps obj[key][member] (obj[key] when member is NULL) in the stash,
+ * under the name of what it keeps.
+ */
+static void *keep_member(duk_context *ctx, const char *key, const char *member)
+{
+    duk_get_prop_string(ctx, -1, key);
+    if (member != NULL) {
+        duk_get_prop_string(ctx, -1, member);
+        duk_remove(ctx, -2);
+    }
+    void *ptr = weir_script__engine_keep(ctx, member != NULL ? member : key);
+    duk_pop(ctx);
+    return ptr;
+}
+
 static void stash_js(duk_context *ctx, const char *name, const char *src)
 {
     duk_push_heap_stash(ctx);
@@ -366,10 +407,12 @@ static duk_ret_t setup(duk_context *ctx, void *udata)
     duk_call(ctx, 1);
     /* Only the global object's prototype holds the built-ins, and a script may replace it. */
     e->builtins = weir_script__engine_keep(ctx, "builtins");
-    duk_get_prop_string(ctx, -1, "Object");
-    duk_get_prop_string(ctx, -1, "isExtensible");
-    e->is_extensible = weir_script__engine_keep(ctx, "isExtensible");
-    duk_pop_3(ctx);
+    e->is_extensible = keep_member(ctx, "Object", "isExtensible");
+    e->date_proto = keep_member(ctx, "Date", "prototype");
+    duk_push_heapptr(ctx, e->date_proto);
+    e->date_get = keep_member(ctx, "getTime", NULL);
+    e->date_set = keep_member(ctx, "setTime", NULL);
+    duk_pop_2(ctx);
 
     static const char *const gone[] = {"Duktape", "print", "alert", "require"};
     for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
@@ -438,12 +481,34 @@ static bool globals_clean(duk_context *ctx, engine_t *e)
     return extensible;
 }
 
+/*
+ * Date.prototype is itself a Date, and its setters change its time although it is frozen: a run
+ * could leave a value there for the next one to read. It goes back to NaN, as the sandbox found it.
+ */
+static void reset_date(duk_context *ctx, engine_t *e)
+{
+    duk_push_heapptr(ctx, e->date_get);
+    duk_push_heapptr(ctx, e->date_proto);
+    duk_call_method(ctx, 0);
+    bool changed = !duk_is_nan(ctx, -1);
+    duk_pop(ctx);
+    if (!changed) {
+        return;
+    }
+    duk_push_heapptr(ctx, e->date_set);
+    duk_push_heapptr(ctx, e->date_proto);
+    duk_push_nan(ctx);
+    duk_call_method(ctx, 1);
+    duk_pop(ctx);
+}
+
 static duk_ret_t reset_body(duk_context *ctx, void *udata)
 {
     engine_t *e = udata;
     duk_push_heap_stash(ctx);
     duk_del_prop_string(ctx, -1, "event");
     duk_pop(ctx);
+    reset_date(ctx, e);
     duk_push_global_object(ctx);
     duk_del_prop_string(ctx, -1, "event");
     if (globals_clean(ctx, e)) {
