@@ -19,6 +19,7 @@
 #endif
 
 #define ENGINE_CACHE_SLOTS 16 /* compiled functions kept per heap */
+#define ENGINE_ORIGINALS   8  /* built-ins replaced in the sandbox, at most (see builtins.c) */
 
 struct weir_script {
     atomic_uint refs;
@@ -54,7 +55,13 @@ typedef struct engine {
     void *date_set;
     void *getter; /* the data accessor pair, frozen: shared by all runs */
     void *setter;
-    duk_size_t nglobals; /* own properties of the global object between runs */
+    duk_size_t nglobals;               /* own properties of the global object between runs */
+    void *originals[ENGINE_ORIGINALS]; /* the built-ins builtins.c replaced, and what they use: */
+    void *regexp_global;               /* the getter of RegExp.prototype.global */
+    void *compare;                     /* sort's default order */
+    void *scan_str;                    /* the string last searched, and a known point in it */
+    size_t scan_char;
+    size_t scan_byte;
     uint64_t slot_id[ENGINE_CACHE_SLOTS];
     void *slot_fn[ENGINE_CACHE_SLOTS];
     unsigned next_slot;
@@ -76,6 +83,10 @@ bool weir_script__engine_reset(engine_t *e);
 void *weir_script__engine_keep(duk_context *ctx, const char *name);
 /* The engine that owns ctx. */
 engine_t *weir_script__engine_of(duk_context *ctx);
+
+/* builtins.c */
+/* Replaces the built-ins whose native loops never reach the time check (before the sandbox). */
+void weir_script__builtins_install(duk_context *ctx, engine_t *e);
 
 /* run.c */
 typedef struct engine_log {

@@ -48,13 +48,39 @@ typedef union block_head {
 #define MALLOC_PAGE  4096u
 #define MALLOC_MMAP  (128u * 1024u)
 
-/* Deletes what must not be reachable, moves the built-ins and freezes them; returns their home. */
+/*
+ * Globals that a filter does not get: Duktape's own and module loading; and binary data (filters
+ * work on the event's JSON form), as Duktape's loops over a typed array's elements never reach the
+ * time check, and a typed array of many elements takes a byte each.
+ */
+static const char *const removed[] = {
+    "Duktape",
+    "print",
+    "alert",
+    "require",
+    "module",
+    "exports",
+    "ArrayBuffer",
+    "DataView",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float32Array",
+    "Float64Array",
+    "Buffer",
+    "TextEncoder",
+    "TextDecoder",
+    "CBOR",
+};
+
+/* Moves the built-ins to a new object and freezes them; returns their home. */
 static const char sandbox_js[] =
     "(function (g) {\n"
     "    var O = Object, R = Reflect; /* the names stop resolving while the built-ins move */\n"
-    "    ['Duktape', 'print', 'alert', 'require', 'module', 'exports'].forEach(function (k) {\n"
-    "        delete g[k];\n"
-    "    });\n"
     "    var b = O.create(O.getPrototypeOf(g));\n"
     "    R.ownKeys(g).forEach(function (k) {\n"
     "        var d = O.getOwnPropertyDescriptor(g, k);\n"
@@ -401,6 +427,12 @@ static duk_ret_t setup(duk_context *ctx, void *udata)
     engine_t *e = udata;
     duk_push_c_function(ctx, weir_script__nslog, DUK_VARARGS);
     duk_put_global_string(ctx, "nslog");
+    weir_script__builtins_install(ctx, e);
+    duk_push_global_object(ctx);
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+        duk_del_prop_string(ctx, -1, removed[i]);
+    }
+    duk_pop(ctx);
 
     duk_eval_string(ctx, sandbox_js);
     duk_push_global_object(ctx);
@@ -414,10 +446,9 @@ static duk_ret_t setup(duk_context *ctx, void *udata)
     e->date_set = keep_member(ctx, "setTime", NULL);
     duk_pop_2(ctx);
 
-    static const char *const gone[] = {"Duktape", "print", "alert", "require"};
-    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
-        if (duk_get_global_string(ctx, gone[i]) || !duk_is_undefined(ctx, -1)) {
-            return duk_error(ctx, DUK_ERR_ERROR, "global %s survived the sandbox", gone[i]);
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+        if (duk_get_global_string(ctx, removed[i]) || !duk_is_undefined(ctx, -1)) {
+            return duk_error(ctx, DUK_ERR_ERROR, "global %s survived the sandbox", removed[i]);
         }
         duk_pop(ctx);
     }
@@ -507,7 +538,9 @@ static duk_ret_t reset_body(duk_context *ctx, void *udata)
     engine_t *e = udata;
     duk_push_heap_stash(ctx);
     duk_del_prop_string(ctx, -1, "event");
+    duk_del_prop_string(ctx, -1, "scan"); /* it may be large: not kept past the run */
     duk_pop(ctx);
+    e->scan_str = NULL;
     reset_date(ctx, e);
     duk_push_global_object(ctx);
     duk_del_prop_string(ctx, -1, "event");

@@ -46,23 +46,7 @@ static int teardown(void **state)
 /* Runs src, expects WEIR_ESCRIPT with a message starting with want, then a working pool. */
 static void expect_error(weir_script_pool_t *pool, const char *src, const char *want)
 {
-    weir_event_t *in = fx_typed("t");
-    weir_event_t *out = NULL;
-    weir_err_t err;
-    uint64_t start = weir_mono_ns();
-    int rc = fx_run(pool, src, in, &out, NULL, &err);
-    uint64_t ms = (weir_mono_ns() - start) / 1000000u;
-    if (rc != WEIR_ESCRIPT || strncmp(err.msg, want, strlen(want)) != 0) {
-        fail_msg("%s: rc %d, \"%s\", wanted \"%s\"", src, rc, err.msg, want);
-    }
-    assert_null(out);
-    /* Every bound holds in bounded time, whatever the machine (sanitizers included). */
-    if (ms >= bound_ms) {
-        fail_msg("%s: stopped after %llu ms", src, (unsigned long long)ms);
-    }
-    assert_true(weir_utf8_valid(err.msg, strlen(err.msg)));
-    weir_ce_free(in);
-    fx_still_works(pool);
+    fx_expect_error(pool, src, want, bound_ms);
 }
 
 static void endless_loop_times_out(void **state)
