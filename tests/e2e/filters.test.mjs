@@ -58,6 +58,19 @@ test('a filter that does not compile is refused with its line and message', asyn
   assert.equal((await api('/api/v2/namespaces/fa/filters/broken')).status, 404);
 });
 
+test('a filter too large to compile is refused with 413, and nothing is saved', async () => {
+  // Short, but a regexp's quantified group is copied as many times as it repeats.
+  const hex = (n) => `\\u${n.toString(16).padStart(4, '0')}`;
+  const ranges = Array.from({ length: 150 }, (_, i) => `${hex(0x100 + 4 * i)}-${hex(0x101 + 4 * i)}`);
+  const res = await putFilter('fa', 'huge', `var r = /(?:(?:[${ranges.join('')}]|x){1000}){100}/;\nreturn event;`);
+  assert.equal(res.status, 413);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  assert.match((await res.json()).detail, /too large to compile/);
+  const get = await api('/api/v2/namespaces/fa/filters/huge');
+  assert.equal(get.status, 404);
+  await get.arrayBuffer();
+});
+
 test('bad filter names and unknown namespaces are refused', async () => {
   let res = await putFilter('fa', '-bad', 'return event;');
   assert.equal(res.status, 400);
