@@ -106,6 +106,23 @@ test('a filter renames a source, enriches, changes data, and drops by type', asy
   assert.ok(logs.items.some((l) => l.line === 'saw shaped-1'), JSON.stringify(logs));
 });
 
+test('concurrent saves and deletes leave the running filters as the store has them', async () => {
+  for (let round = 0; round < 200; round++) {
+    const name = `race${round % 4}`;
+    const changes = [];
+    for (let i = 0; i < 4; i++) {
+      changes.push(putFilter('fa', name, 'return event;'), api(`/api/v2/namespaces/fa/filters/${name}`, { method: 'DELETE' }));
+    }
+    for (const res of await Promise.all(changes)) await res.arrayBuffer();
+    const saved = await api(`/api/v2/namespaces/fa/filters/${name}`);
+    await saved.arrayBuffer();
+    const used = await send(`/fa?filter=${name}`, `race-${round}`);
+    await used.arrayBuffer();
+    assert.equal(used.status === 202, saved.status === 200,
+      `round ${round}: the store answers ${saved.status}, an event with the filter ${used.status}`);
+  }
+});
+
 test('a changed filter takes effect for the next event', async () => {
   await putFilter('fa', 'tag', 'event.version = "one"; return event;');
   await send('/fa?filter=tag', 'tag-1');
