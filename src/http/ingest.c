@@ -247,6 +247,13 @@ static void count_stored(weir_req_t *req)
     }
 }
 
+/* Both surfaces say how many events a filter dropped: the header's name, or NULL for none. */
+static const char *dropped_header(const weir_ingest_t *in, char value[24])
+{
+    snprintf(value, 24, "%zu", in->dropped);
+    return in->dropped > 0 ? "Weir-Filter-Dropped" : NULL;
+}
+
 /* The broadcast API answers what became of each event in each namespace. */
 static enum MHD_Result answer_api(weir_req_t *req)
 {
@@ -267,7 +274,12 @@ static enum MHD_Result answer_api(weir_req_t *req)
                         it->duplicate ? "true" : "false");
     }
     weir_buf_printf(&b, "],\"dropped\":%zu}", in->dropped);
-    return weir_respond_json(req, MHD_HTTP_ACCEPTED, &b);
+    char n[24];
+    const char *header = dropped_header(in, n);
+    enum MHD_Result rc =
+        weir_respond_h(req, MHD_HTTP_ACCEPTED, "application/json", b.data, b.len, header, n);
+    weir_buf_free(&b);
+    return rc;
 }
 
 static enum MHD_Result ingest_finish(weir_req_t *req)
@@ -289,12 +301,9 @@ static enum MHD_Result ingest_finish(weir_req_t *req)
     if (req->surface == WEIR_SURFACE_API) {
         return answer_api(req);
     }
-    if (in->dropped > 0) {
-        char n[24];
-        snprintf(n, sizeof(n), "%zu", in->dropped);
-        return weir_respond_h(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, "Weir-Filter-Dropped", n);
-    }
-    return weir_respond(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0);
+    char n[24];
+    const char *header = dropped_header(in, n);
+    return weir_respond_h(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, header, n);
 }
 
 void weir_ingest_release(weir_ingest_t *in)

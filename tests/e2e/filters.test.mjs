@@ -155,10 +155,28 @@ test('the broadcast API takes ?filter= too', async () => {
   await putFilter('fa', 'drop-all', 'return null;');
   const res = await send('/api/v2/namespaces/fa/events/broadcast?filter=drop-all', 'bc-f-1', { base: weir.api });
   assert.equal(res.status, 202);
+  assert.equal(res.headers.get('weir-filter-dropped'), '1');
   const body = await res.json();
   assert.equal(body.dropped, 1);
   assert.equal(body.events.length, 0);
   assert.equal(await stored('fa', 'bc-f-1'), undefined);
+
+  // A batch of which the filter keeps one: the header counts the other two.
+  await putFilter('fa', 'keep-odd', 'return event.id.slice(-1) % 2 ? event : null;');
+  const batch = [1, 2, 3].map((n) => ({ specversion: '1.0', id: `bc-odd-${n + 1}`, source: '/src', type: 'com.example.t' }));
+  const kept = await fetch(`${weir.api}/api/v2/namespaces/fa/events/broadcast?filter=keep-odd`, {
+    method: 'POST', body: JSON.stringify(batch), headers: { 'content-type': 'application/cloudevents-batch+json' },
+  });
+  assert.equal(kept.status, 202);
+  assert.equal(kept.headers.get('weir-filter-dropped'), '2');
+  const answer = await kept.json();
+  assert.equal(answer.dropped, 2);
+  assert.deepEqual(answer.events.map((e) => e.id), ['bc-odd-3']);
+
+  const none = await send('/api/v2/namespaces/fa/events/broadcast', 'bc-f-2', { base: weir.api });
+  assert.equal(none.status, 202);
+  assert.equal(none.headers.get('weir-filter-dropped'), null);
+  await none.arrayBuffer();
 });
 
 const failing = [
