@@ -133,6 +133,27 @@ static void add_item(weir_ingest_t *in, const char *ns, const weir_event_t *ev)
     it->born_inside = in->born_inside;
 }
 
+/*
+ * A filter may return far more than it was given: what it keeps is held to the same limit as a
+ * request's body, in the JSON format it is stored in, so that no event enters that could not have
+ * been sent.
+ */
+static int check_result_size(weir_req_t *req, const weir_event_t *ev, weir_err_t *err)
+{
+    weir_buf_t json = WEIR_BUF_INIT;
+    weir_ce_encode_structured(ev, &json);
+    size_t len = json.len;
+    weir_buf_free(&json);
+    size_t max = req->srv->settings->max_body;
+    if (len <= max) {
+        return 0;
+    }
+    return weir_err_set(err, WEIR_ESCRIPT, "",
+                        "filter returned an event of %zu bytes in the JSON format, more than the "
+                        "body limit of %zu bytes",
+                        len, max);
+}
+
 /* Runs ns's filter over every event, adding what it keeps as items. */
 static int filter_into(weir_req_t *req, weir_ingest_t *in, const char *ns, const char *name,
                        weir_script_t *script, weir_err_t *err)
@@ -150,7 +171,11 @@ static int filter_into(weir_req_t *req, weir_ingest_t *in, const char *ns, const
             weir_metrics_count(req->srv->metrics, ns, WEIR_OUT_DROPPED, 1);
             continue;
         }
-        in->kept[in->nkept++] = out;
+        in->kept[in->nkept++] = out; /* freed with the request, whatever happens next */
+        rc = check_result_size(req, out, err);
+        if (rc != 0) {
+            return rc;
+        }
         add_item(in, ns, out);
     }
     return 0;

@@ -179,6 +179,28 @@ test('the broadcast API takes ?filter= too', async () => {
   await none.arrayBuffer();
 });
 
+test('a filter result larger than the body limit is answered 422 and stores nothing', async () => {
+  // The body limit is the default, 1 MiB.
+  assert.equal((await putFilter('fb', 'inflate', 'event.data = "x".repeat(2 << 20); return event;')).status, 201);
+  assert.equal((await putFilter('fb', 'grow-data', 'event.data = {big: "y".repeat(1100000)}; return event;')).status, 201);
+  assert.equal((await putFilter('fb', 'just-under', 'event.data = {pad: "z".repeat(1000000)}; return event;')).status, 201);
+  const before = (await weir.history('fb')).length;
+  for (const name of ['inflate', 'grow-data']) {
+    const res = await send(`/fb?filter=${name}`, `big-${name}`);
+    assert.equal(res.status, 422);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    assert.match((await res.json()).detail, /^filter returned an event of \d+ bytes in the JSON format, more than the body limit of 1048576 bytes$/);
+    const bc = await send(`/api/v2/namespaces/fb/events/broadcast?filter=${name}`, `big-bc-${name}`, { base: weir.api });
+    assert.equal(bc.status, 422);
+    await bc.arrayBuffer();
+  }
+  assert.equal((await weir.history('fb')).length, before);
+
+  const ok = await send('/fb?filter=just-under', 'big-ok');
+  assert.equal(ok.status, 202);
+  assert.equal((await stored('fb', 'big-ok')).data.pad.length, 1000000);
+});
+
 const failing = [
   ['an endless loop', 'while (true) {}', /timed out/],
   ['endless allocation', 'var a = []; while (true) { a.push(new Array(100000).join("x")); }', /memory|timed out/],
