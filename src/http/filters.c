@@ -3,7 +3,10 @@
  * and the namespace logs that nslog() writes to.
  *
  * The registry is loaded from the store at start and changed only after the store committed a
- * change, so that every thread sees a new filter from its next event on.
+ * change, so that every thread sees a new filter from its next event on. Changes are serialised:
+ * each store write and the registry change after it happen under one lock, so that the registry
+ * ends as the store does whatever order concurrent requests commit in (without it, a DELETE that
+ * committed after a PUT but reached the registry first left a deleted filter running).
  */
 #include <pthread.h>
 #include <string.h>
@@ -32,8 +35,9 @@ typedef struct ns_log {
 } ns_log_t;
 
 struct weir_filters {
-    pthread_rwlock_t lock; /* guards entries */
-    entry_t *entries;      /* sorted by (ns, name) */
+    pthread_mutex_t change_lock; /* held across a change's store write and registry update */
+    pthread_rwlock_t lock;       /* guards entries */
+    entry_t *entries;            /* sorted by (ns, name) */
     size_t n;
     pthread_mutex_t log_lock; /* guards logs */
     ns_log_t *logs;
@@ -115,6 +119,9 @@ static void log_clear(ns_log_t *log);
 
 void weir_filters_drop_ns(weir_filters_t *f, const char *ns)
 {
+    /* Called once the namespace's deletion committed. Under the change lock, a PUT that wrote its
+     * filter before that commit has updated the registry already: its entry goes too. */
+    pthread_mutex_lock(&f->change_lock);
     pthread_rwlock_wrlock(&f->lock);
     for (size_t i = f->n; i-- > 0;) {
         if (strcmp(f->entries[i].ns, ns) == 0) {
@@ -122,6 +129,7 @@ void weir_filters_drop_ns(weir_filters_t *f, const char *ns)
         }
     }
     pthread_rwlock_unlock(&f->lock);
+    pthread_mutex_unlock(&f->change_lock);
 
     pthread_mutex_lock(&f->log_lock);
     for (size_t i = 0; i < f->nlogs; i++) {
@@ -170,6 +178,7 @@ int weir_filters_load(weir_filters_t *f, weir_store_t *store, weir_err_t *err)
 weir_filters_t *weir_filters_new(void)
 {
     weir_filters_t *f = weir_calloc(1, sizeof(*f));
+    pthread_mutex_init(&f->change_lock, NULL);
     pthread_rwlock_init(&f->lock, NULL);
     pthread_mutex_init(&f->log_lock, NULL);
     return f;
@@ -197,6 +206,7 @@ void weir_filters_free(weir_filters_t *f)
     }
     weir_free(f->logs);
     pthread_rwlock_destroy(&f->lock);
+    pthread_mutex_destroy(&f->change_lock);
     pthread_mutex_destroy(&f->log_lock);
     weir_free(f);
 }
@@ -293,12 +303,18 @@ static enum MHD_Result put_filter(weir_req_t *req, const char *ns, const char *n
             0) {
         return weir_problem_err(req, &err);
     }
-    if (weir_store_filter_put(req->srv->store, ns, name, req->body.data ? req->body.data : "",
-                              req->body.len, &created, &err) != 0) {
+    weir_filters_t *f = req->srv->filters;
+    pthread_mutex_lock(&f->change_lock);
+    int rc = weir_store_filter_put(req->srv->store, ns, name, req->body.data ? req->body.data : "",
+                                   req->body.len, &created, &err);
+    if (rc == 0) {
+        entry_set(f, ns, name, script);
+    }
+    pthread_mutex_unlock(&f->change_lock);
+    if (rc != 0) {
         weir_script_unref(script);
         return weir_problem_err(req, &err);
     }
-    entry_set(req->srv->filters, ns, name, script);
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s %s", name, created ? "created" : "replaced");
     weir_system_emit(req->srv, ns,
                      created ? WEIR_SYSTEM_FILTER_CREATED : WEIR_SYSTEM_FILTER_UPDATED, "filter",
@@ -333,10 +349,16 @@ static enum MHD_Result get_filter(weir_req_t *req, const char *ns, const char *n
 static enum MHD_Result delete_filter(weir_req_t *req, const char *ns, const char *name)
 {
     weir_err_t err = {0};
-    if (weir_store_filter_delete(req->srv->store, ns, name, &err) != 0) {
+    weir_filters_t *f = req->srv->filters;
+    pthread_mutex_lock(&f->change_lock);
+    int rc = weir_store_filter_delete(req->srv->store, ns, name, &err);
+    if (rc == 0) {
+        filters_drop(f, ns, name);
+    }
+    pthread_mutex_unlock(&f->change_lock);
+    if (rc != 0) {
         return weir_problem_err(req, &err);
     }
-    filters_drop(req->srv->filters, ns, name);
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s deleted", name);
     weir_system_emit(req->srv, ns, WEIR_SYSTEM_FILTER_DELETED, "filter", name);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);

@@ -156,6 +156,27 @@ static void add_item(weir_ingest_t *in, const char *ns, const weir_event_t *ev)
     it->must_go_out = in->born_inside; /* a broadcast: its 202 says it goes out */
 }
 
+/*
+ * A filter may return far more than it was given: what it keeps is held to the same limit as a
+ * request's body, in the JSON format it is stored in, so that no event enters that could not have
+ * been sent.
+ */
+static int check_result_size(weir_req_t *req, const weir_event_t *ev, weir_err_t *err)
+{
+    weir_buf_t json = WEIR_BUF_INIT;
+    weir_ce_encode_structured(ev, &json);
+    size_t len = json.len;
+    weir_buf_free(&json);
+    size_t max = req->srv->settings->max_body;
+    if (len <= max) {
+        return 0;
+    }
+    return weir_err_set(err, WEIR_ESCRIPT, "",
+                        "filter returned an event of %zu bytes in the JSON format, more than the "
+                        "body limit of %zu bytes",
+                        len, max);
+}
+
 /* Runs ns's filter over every event, adding what it keeps as items. */
 static int filter_into(weir_req_t *req, weir_ingest_t *in, const char *ns, const char *name,
                        weir_script_t *script, weir_err_t *err)
@@ -173,7 +194,11 @@ static int filter_into(weir_req_t *req, weir_ingest_t *in, const char *ns, const
             weir_metrics_count(req->srv->metrics, ns, WEIR_OUT_DROPPED, 1);
             continue;
         }
-        in->kept[in->nkept++] = out;
+        in->kept[in->nkept++] = out; /* freed with the request, whatever happens next */
+        rc = check_result_size(req, out, err);
+        if (rc != 0) {
+            return rc;
+        }
         add_item(in, ns, out);
     }
     return 0;
@@ -270,6 +295,13 @@ static void count_stored(weir_req_t *req)
     }
 }
 
+/* Both surfaces say how many events a filter dropped: the header's name, or NULL for none. */
+static const char *dropped_header(const weir_ingest_t *in, char value[24])
+{
+    snprintf(value, 24, "%zu", in->dropped);
+    return in->dropped > 0 ? "Weir-Filter-Dropped" : NULL;
+}
+
 /* The broadcast API answers what became of each event in each namespace. */
 static enum MHD_Result answer_api(weir_req_t *req)
 {
@@ -290,7 +322,12 @@ static enum MHD_Result answer_api(weir_req_t *req)
                         it->duplicate ? "true" : "false");
     }
     weir_buf_printf(&b, "],\"dropped\":%zu}", in->dropped);
-    return weir_respond_json(req, MHD_HTTP_ACCEPTED, &b);
+    char n[24];
+    const char *header = dropped_header(in, n);
+    enum MHD_Result rc =
+        weir_respond_h(req, MHD_HTTP_ACCEPTED, "application/json", b.data, b.len, header, n);
+    weir_buf_free(&b);
+    return rc;
 }
 
 static enum MHD_Result ingest_finish(weir_req_t *req)
@@ -316,12 +353,9 @@ static enum MHD_Result ingest_finish(weir_req_t *req)
     if (req->surface == WEIR_SURFACE_API) {
         return answer_api(req);
     }
-    if (in->dropped > 0) {
-        char n[24];
-        snprintf(n, sizeof(n), "%zu", in->dropped);
-        return weir_respond_h(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, "Weir-Filter-Dropped", n);
-    }
-    return weir_respond(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0);
+    char n[24];
+    const char *header = dropped_header(in, n);
+    return weir_respond_h(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, header, n);
 }
 
 void weir_ingest_release(weir_ingest_t *in)

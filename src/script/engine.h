@@ -19,6 +19,7 @@
 #endif
 
 #define ENGINE_CACHE_SLOTS 16 /* compiled functions kept per heap */
+#define ENGINE_ORIGINALS   8  /* built-ins replaced in the sandbox, at most (see builtins.c) */
 
 struct weir_script {
     atomic_uint refs;
@@ -31,9 +32,11 @@ struct run; /* run.c */
 
 typedef struct engine {
     duk_context *ctx;
-    size_t used;  /* bytes the heap holds now */
-    size_t limit; /* bytes it may hold */
-    bool refused; /* an allocation was refused for the limit since the last run began */
+    size_t used;       /* bytes the heap holds now */
+    size_t limit;      /* bytes it may hold */
+    size_t short_of;   /* the smallest request refused since one as large was last granted */
+    unsigned refusals; /* requests refused since then */
+    bool exhausted;    /* a request stayed refused after Duktape collected garbage: final */
     bool timed_out;
     bool stack_exceeded;
     uint64_t budget_ns; /* the time a run may take, 0 when no limit applies (see heap.c) */
@@ -42,12 +45,23 @@ typedef struct engine {
     uint64_t cpu_base_ns;
     uintptr_t stack_base; /* frame address where Duktape was entered, 0 for no check */
     unsigned ticks;
+    bool rnd_seeded; /* the random generator has been seeded for this run, giving: */
+    uint64_t rnd;
     struct run *run;     /* the run in progress, read by the native functions */
     void *builtins;      /* the global object's prototype, where the sandbox put the built-ins */
     void *is_extensible; /* Object.isExtensible, as it was before any script ran */
-    void *getter;        /* the data accessor pair, frozen: shared by all runs */
+    void *date_proto;    /* Date.prototype, with its getTime and setTime (see reset_date) */
+    void *date_get;
+    void *date_set;
+    void *getter; /* the data accessor pair, frozen: shared by all runs */
     void *setter;
-    duk_size_t nglobals; /* own properties of the global object between runs */
+    duk_size_t nglobals;               /* own properties of the global object between runs */
+    void *originals[ENGINE_ORIGINALS]; /* the built-ins builtins.c replaced, and what they use: */
+    void *regexp_global;               /* the getter of RegExp.prototype.global */
+    void *compare;                     /* sort's default order */
+    void *scan_str;                    /* the string last searched, and a known point in it */
+    size_t scan_char;
+    size_t scan_byte;
     uint64_t slot_id[ENGINE_CACHE_SLOTS];
     void *slot_fn[ENGINE_CACHE_SLOTS];
     unsigned next_slot;
@@ -65,8 +79,14 @@ void weir_script__engine_disarm(engine_t *e);
 void weir_script__engine_push_function(engine_t *e, const weir_script_t *script);
 /* Removes what a run added to the global object; false when it could not (the heap is spent). */
 bool weir_script__engine_reset(engine_t *e);
+/* [ ... value ] -> [ ... value ]: holds value in the heap stash under name; returns its pointer. */
+void *weir_script__engine_keep(duk_context *ctx, const char *name);
 /* The engine that owns ctx. */
 engine_t *weir_script__engine_of(duk_context *ctx);
+
+/* builtins.c */
+/* Replaces the built-ins whose native loops never reach the time check (before the sandbox). */
+void weir_script__builtins_install(duk_context *ctx, engine_t *e);
 
 /* run.c */
 typedef struct engine_log {

@@ -11,8 +11,11 @@
  * for three read-only values (NaN, Infinity, undefined), so checking that a run left nothing
  * behind costs about a microsecond, and whatever it left is deleted.
  */
+#include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "script/engine.h"
@@ -26,22 +29,58 @@
 /* However loaded the machine, a run ends within this many times its time limit of wall time. */
 #define WALL_FACTOR 10u
 
+/* Refusals of one request after which Duktape gives up on it (see refuse). */
+#define FINAL_REFUSALS 10u
+
 /* Bounds the clean-up after a run, which should take microseconds. */
 #define RESET_TIMEOUT_MS 100u
 
-/* The allocator keeps each block's size in front of it, aligned for any type. */
+/* The allocator keeps what each block was charged in front of it, aligned for any type. */
 typedef union block_head {
-    size_t size;
+    size_t cost;
     max_align_t align;
 } block_head_t;
 
-/* Deletes what must not be reachable, moves the built-ins and freezes them; returns their home. */
+/* What malloc adds to each block (glibc: one word of header, rounding to 16 bytes) and above what
+ * size it may map whole pages instead. */
+#define MALLOC_WORD  sizeof(size_t)
+#define MALLOC_ALIGN 16u
+#define MALLOC_PAGE  4096u
+#define MALLOC_MMAP  (128u * 1024u)
+
+/*
+ * Globals that a filter does not get: Duktape's own and module loading; and binary data (filters
+ * work on the event's JSON form), as Duktape's loops over a typed array's elements never reach the
+ * time check, and a typed array of many elements takes a byte each.
+ */
+static const char *const removed[] = {
+    "Duktape",
+    "print",
+    "alert",
+    "require",
+    "module",
+    "exports",
+    "ArrayBuffer",
+    "DataView",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float32Array",
+    "Float64Array",
+    "Buffer",
+    "TextEncoder",
+    "TextDecoder",
+    "CBOR",
+};
+
+/* Moves the built-ins to a new object and freezes them; returns their home. */
 static const char sandbox_js[] =
     "(function (g) {\n"
     "    var O = Object, R = Reflect; /* the names stop resolving while the built-ins move */\n"
-    "    ['Duktape', 'print', 'alert', 'require', 'module', 'exports'].forEach(function (k) {\n"
-    "        delete g[k];\n"
-    "    });\n"
     "    var b = O.create(O.getPrototypeOf(g));\n"
     "    R.ownKeys(g).forEach(function (k) {\n"
     "        var d = O.getOwnPropertyDescriptor(g, k);\n"
@@ -89,22 +128,74 @@ static const char reset_js[] = "(function (R, O) {\n"
 
 /* ---- bounds ----------------------------------------------------------------------------- */
 
+/*
+ * The limit is on what the heap really takes from the process: each block with the allocator's
+ * header and malloc's own overhead, not only the bytes Duktape asked for (a heap of small objects
+ * takes half as much again). Before a block exists its cost is estimated from above; once it
+ * exists it is charged what malloc says it holds, so the count never passes the limit.
+ */
+static size_t cost_estimate(size_t size)
+{
+    if (size > SIZE_MAX / 2) {
+        return SIZE_MAX;
+    }
+    size_t raw = sizeof(block_head_t) + size + MALLOC_WORD;
+    if (size >= MALLOC_MMAP) { /* a mapped block has a second word and takes whole pages */
+        return (raw + MALLOC_WORD + MALLOC_ALIGN + MALLOC_PAGE - 1) / MALLOC_PAGE * MALLOC_PAGE;
+    }
+    return (raw + MALLOC_ALIGN - 1) / MALLOC_ALIGN * MALLOC_ALIGN;
+}
+
+static size_t cost_of(block_head_t *h)
+{
+    return malloc_usable_size(h) + MALLOC_WORD;
+}
+
+static bool fits(engine_t *e, size_t cost)
+{
+    return cost <= e->limit && e->used <= e->limit - cost;
+}
+
+/*
+ * Duktape meets a refused request by collecting garbage and asking again, up to ten times, and
+ * only then fails: a refusal that a collection cures is no error. Once a request has gone
+ * unsatisfied that often (no request as large was granted in between), the heap is exhausted for
+ * the rest of the run: it refuses every request, no script code runs any more (see the checks
+ * below), and the run fails however the script handled the error.
+ */
+static void *refuse(engine_t *e, size_t size)
+{
+    if (e->refusals == 0 || size < e->short_of) {
+        e->short_of = size;
+    }
+    if (++e->refusals >= FINAL_REFUSALS) {
+        e->exhausted = true;
+    }
+    return NULL;
+}
+
+static void granted(engine_t *e, size_t size)
+{
+    if (e->refusals != 0 && size >= e->short_of) {
+        e->refusals = 0;
+    }
+}
+
 static void *mem_alloc(void *udata, duk_size_t size)
 {
     engine_t *e = udata;
-    if (size > e->limit || e->used > e->limit - size) {
-        e->refused = true;
-        return NULL;
+    if (e->exhausted || !fits(e, cost_estimate(size))) {
+        return refuse(e, size);
     }
 
     /* Not weir_malloc: running out here is the script's failure, which Duktape reports. */
     block_head_t *h = malloc(sizeof(*h) + size);
     if (h == NULL) {
-        e->refused = true;
-        return NULL;
+        return refuse(e, size);
     }
-    h->size = size;
-    e->used += size;
+    h->cost = cost_of(h);
+    e->used += h->cost;
+    granted(e, size);
     return h + 1;
 }
 
@@ -115,7 +206,7 @@ static void mem_free(void *udata, void *ptr)
         return;
     }
     block_head_t *h = (block_head_t *)ptr - 1;
-    e->used -= h->size;
+    e->used -= h->cost;
     free(h);
 }
 
@@ -130,19 +221,20 @@ static void *mem_realloc(void *udata, void *ptr, duk_size_t size)
         return NULL;
     }
 
+    /* Only growth needs room; a block that shrinks is charged less from then on. */
     block_head_t *h = (block_head_t *)ptr - 1;
-    size_t old = h->size;
-    if (size > old && (size - old > e->limit || e->used > e->limit - (size - old))) {
-        e->refused = true;
-        return NULL;
+    size_t old = h->cost;
+    size_t want = cost_estimate(size);
+    if (want > old && (e->exhausted || !fits(e, want - old))) {
+        return refuse(e, size);
     }
     block_head_t *n = realloc(h, sizeof(*n) + size);
     if (n == NULL) {
-        e->refused = true;
-        return NULL;
+        return refuse(e, size);
     }
-    n->size = size;
-    e->used = e->used - old + size;
+    n->cost = cost_of(n);
+    e->used = e->used - old + n->cost;
+    granted(e, size);
     return n + 1;
 }
 
@@ -186,8 +278,9 @@ int weir_script_timeout_check(void *udata)
         e->timed_out = true;
     }
 
-    /* Once true it must stay true until the run is over, so that no catch can swallow it. */
-    return e->timed_out;
+    /* Once true it must stay true until the run is over, so that no catch can swallow it. An
+     * exhausted heap stops the script the same way. */
+    return e->timed_out || e->exhausted;
 }
 
 /* Called at every call, compiler and regexp recursion, JSON nesting: where no bytecode runs. */
@@ -202,7 +295,30 @@ int weir_script_native_check(void *udata)
     if (e->budget_ns != 0 && ++e->ticks % TICKS_PER_CLOCK == 0) {
         return weir_script_timeout_check(e);
     }
-    return e->timed_out;
+    return e->timed_out || e->exhausted;
+}
+
+/*
+ * Math.random and the sort's pivots. Duktape's own generator lives as long as the heap, so one run
+ * could read the state that earlier runs left, or steer what later runs draw; this one is seeded
+ * afresh for each run that asks for a number.
+ */
+double weir_script_random(void *udata)
+{
+    engine_t *e = udata;
+    if (!e->rnd_seeded) {
+        if (getrandom(&e->rnd, sizeof(e->rnd), GRND_NONBLOCK) != (ssize_t)sizeof(e->rnd)) {
+            e->rnd ^= weir_mono_ns() ^ thread_cpu_ns(); /* not a secret, but not a run's choice */
+        }
+        e->rnd_seeded = true;
+    }
+
+    /* splitmix64: fast, and plenty for numbers that are not meant to be secret */
+    uint64_t z = (e->rnd += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
 }
 
 /* Every protected entry point is a safe call, so this is a bug in weir or in Duktape. */
@@ -215,7 +331,9 @@ static void on_fatal(void *udata, const char *msg)
 void weir_script__engine_arm(engine_t *e, uint32_t timeout_ms, size_t limit, uintptr_t base)
 {
     e->limit = limit;
-    e->refused = false;
+    e->refusals = 0;
+    e->exhausted = false;
+    e->rnd_seeded = false;
     e->timed_out = false;
     e->stack_exceeded = false;
     e->ticks = 0;
@@ -256,14 +374,42 @@ static duk_size_t count_globals(duk_context *ctx)
     return n;
 }
 
-/* A native function, frozen (it outlives runs), stored in the stash under name. */
-static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn, duk_idx_t nargs)
+/*
+ * A pointer from duk_get_heapptr does not hold what it points to: everything the engine keeps by
+ * pointer between calls is also held by the stash, or a script could free it (by making it
+ * unreachable) and the next use would touch freed memory.
+ */
+void *weir_script__engine_keep(duk_context *ctx, const char *name)
 {
     duk_push_heap_stash(ctx);
+    duk_dup(ctx, -2);
+    duk_put_prop_string(ctx, -2, name);
+    duk_pop(ctx);
+    return duk_get_heapptr(ctx, -1);
+}
+
+/* A native function, frozen (it outlives runs), kept in the stash under name. */
+static void *stash_native(duk_context *ctx, const char *name, duk_c_function fn, duk_idx_t nargs)
+{
     duk_push_c_function(ctx, fn, nargs);
     duk_freeze(ctx, -1);
-    void *ptr = duk_get_heapptr(ctx, -1);
-    duk_put_prop_string(ctx, -2, name);
+    void *ptr = weir_script__engine_keep(ctx, name);
+    duk_pop(ctx);
+    return ptr;
+}
+
+/*
+ * [ ... obj ] -> [ ... obj ]: keeps obj[key][member] (obj[key] when member is NULL) in the stash,
+ * under the name of what it keeps.
+ */
+static void *keep_member(duk_context *ctx, const char *key, const char *member)
+{
+    duk_get_prop_string(ctx, -1, key);
+    if (member != NULL) {
+        duk_get_prop_string(ctx, -1, member);
+        duk_remove(ctx, -2);
+    }
+    void *ptr = weir_script__engine_keep(ctx, member != NULL ? member : key);
     duk_pop(ctx);
     return ptr;
 }
@@ -281,20 +427,28 @@ static duk_ret_t setup(duk_context *ctx, void *udata)
     engine_t *e = udata;
     duk_push_c_function(ctx, weir_script__nslog, DUK_VARARGS);
     duk_put_global_string(ctx, "nslog");
+    weir_script__builtins_install(ctx, e);
+    duk_push_global_object(ctx);
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+        duk_del_prop_string(ctx, -1, removed[i]);
+    }
+    duk_pop(ctx);
 
     duk_eval_string(ctx, sandbox_js);
     duk_push_global_object(ctx);
     duk_call(ctx, 1);
-    e->builtins = duk_get_heapptr(ctx, -1);
-    duk_get_prop_string(ctx, -1, "Object");
-    duk_get_prop_string(ctx, -1, "isExtensible");
-    e->is_extensible = duk_get_heapptr(ctx, -1);
-    duk_pop_3(ctx);
+    /* Only the global object's prototype holds the built-ins, and a script may replace it. */
+    e->builtins = weir_script__engine_keep(ctx, "builtins");
+    e->is_extensible = keep_member(ctx, "Object", "isExtensible");
+    e->date_proto = keep_member(ctx, "Date", "prototype");
+    duk_push_heapptr(ctx, e->date_proto);
+    e->date_get = keep_member(ctx, "getTime", NULL);
+    e->date_set = keep_member(ctx, "setTime", NULL);
+    duk_pop_2(ctx);
 
-    static const char *const gone[] = {"Duktape", "print", "alert", "require"};
-    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
-        if (duk_get_global_string(ctx, gone[i]) || !duk_is_undefined(ctx, -1)) {
-            return duk_error(ctx, DUK_ERR_ERROR, "global %s survived the sandbox", gone[i]);
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+        if (duk_get_global_string(ctx, removed[i]) || !duk_is_undefined(ctx, -1)) {
+            return duk_error(ctx, DUK_ERR_ERROR, "global %s survived the sandbox", removed[i]);
         }
         duk_pop(ctx);
     }
@@ -358,9 +512,36 @@ static bool globals_clean(duk_context *ctx, engine_t *e)
     return extensible;
 }
 
+/*
+ * Date.prototype is itself a Date, and its setters change its time although it is frozen: a run
+ * could leave a value there for the next one to read. It goes back to NaN, as the sandbox found it.
+ */
+static void reset_date(duk_context *ctx, engine_t *e)
+{
+    duk_push_heapptr(ctx, e->date_get);
+    duk_push_heapptr(ctx, e->date_proto);
+    duk_call_method(ctx, 0);
+    bool changed = !duk_is_nan(ctx, -1);
+    duk_pop(ctx);
+    if (!changed) {
+        return;
+    }
+    duk_push_heapptr(ctx, e->date_set);
+    duk_push_heapptr(ctx, e->date_proto);
+    duk_push_nan(ctx);
+    duk_call_method(ctx, 1);
+    duk_pop(ctx);
+}
+
 static duk_ret_t reset_body(duk_context *ctx, void *udata)
 {
     engine_t *e = udata;
+    duk_push_heap_stash(ctx);
+    duk_del_prop_string(ctx, -1, "event");
+    duk_del_prop_string(ctx, -1, "scan"); /* it may be large: not kept past the run */
+    duk_pop(ctx);
+    e->scan_str = NULL;
+    reset_date(ctx, e);
     duk_push_global_object(ctx);
     duk_del_prop_string(ctx, -1, "event");
     if (globals_clean(ctx, e)) {
@@ -384,7 +565,7 @@ bool weir_script__engine_reset(engine_t *e)
     bool ok =
         rc == DUK_EXEC_SUCCESS && (duk_is_undefined(e->ctx, -1) || duk_get_boolean(e->ctx, -1));
     duk_pop(e->ctx);
-    ok = ok && !e->timed_out && !e->refused;
+    ok = ok && !e->timed_out && !e->exhausted;
     weir_script__engine_disarm(e);
     return ok;
 }

@@ -167,7 +167,9 @@ static void push_event(duk_context *ctx, engine_t *e, run_t *r)
     if (r->in->data_kind != WEIR_CE_DATA_NONE) {
         define_data(ctx, e, r->in);
     }
-    r->event = duk_get_heapptr(ctx, -1);
+    /* Held until the run is cleaned up: a script may drop every reference of its own to the
+     * event and still reach the data accessors, from a toString run while its error is shown. */
+    r->event = weir_script__engine_keep(ctx, "event");
 }
 
 static const char *type_name(duk_context *ctx, duk_idx_t i)
@@ -215,7 +217,6 @@ static duk_ret_t run_body(duk_context *ctx, void *udata)
     engine_t *e = udata;
     run_t *r = e->run;
 
-    /* The event object stays at the bottom of the stack: the accessors rely on it living. */
     push_event(ctx, e, r);
     duk_dup(ctx, -1);
     duk_put_global_string(ctx, "event");
@@ -247,15 +248,20 @@ static duk_ret_t describe_body(duk_context *ctx, void *udata)
     return 0;
 }
 
+static int over_memory(size_t limit, weir_err_t *err)
+{
+    return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter exceeded its memory limit of %zu MiB",
+                        limit >> 20);
+}
+
 /* [ error ] -> [ ] */
 static int failure(engine_t *e, uint32_t timeout_ms, size_t limit, weir_err_t *err)
 {
     weir_err_t thrown;
     bool described = duk_safe_call(e->ctx, describe_body, &thrown, 1, 0) == DUK_EXEC_SUCCESS;
     /* Near its limit a heap collects garbage before each refusal: the time often runs out then. */
-    if (e->refused) {
-        return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter exceeded its memory limit of %zu MiB",
-                            limit >> 20);
+    if (e->exhausted) {
+        return over_memory(limit, err);
     }
     if (e->timed_out) {
         return weir_err_set(err, WEIR_ESCRIPT, NULL, "filter timed out after %u ms", timeout_ms);
@@ -323,13 +329,17 @@ int weir_script__run(engine_t *e, const weir_script_t *script, const weir_event_
     int rc;
     if (duk_safe_call(e->ctx, run_body, e, 0, 1) != DUK_EXEC_SUCCESS) {
         rc = failure(e, limits->timeout_ms, limits->mem_bytes, err);
+    } else if (e->exhausted) {
+        /* The script caught the error and went on, but a run that overran its memory failed. */
+        duk_pop(e->ctx);
+        rc = over_memory(limits->mem_bytes, err);
     } else {
         rc = result(e, &r, out, err);
     }
     weir_free(r.scratch);
 
     /* Duktape recovers from both, but a heap that met either is not worth keeping. */
-    *spent = e->timed_out || e->refused;
+    *spent = e->timed_out || e->exhausted;
     weir_script__engine_disarm(e);
     if (!*spent && !weir_script__engine_reset(e)) {
         *spent = true;

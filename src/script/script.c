@@ -14,7 +14,6 @@
 #include "script/engine.h"
 
 #define COMPILE_TIMEOUT_MS 1000u
-#define COMPILE_MEM        (64u << 20) /* a body of WEIR_SCRIPT_SRC_MAX needs a few times that */
 
 struct weir_script_pool {
     pthread_mutex_t lock;
@@ -104,8 +103,10 @@ static int compile_error(engine_t *e, weir_err_t *err)
     if (e->timed_out) {
         return weir_err_set(err, WEIR_EINVAL, NULL, "the filter takes too long to compile");
     }
-    if (e->refused) {
-        return weir_err_set(err, WEIR_ENOMEM, NULL, "the filter is too large to compile");
+    if (e->exhausted) {
+        return weir_err_set(err, WEIR_ETOOBIG, NULL,
+                            "the filter is too large to compile: it needs more than %u MiB",
+                            WEIR_SCRIPT_COMPILE_MEM >> 20);
     }
     if (e->stack_exceeded) {
         return weir_err_set(err, WEIR_EINVAL, NULL, "the filter nests too deeply to compile");
@@ -123,7 +124,7 @@ static int compile_error(engine_t *e, weir_err_t *err)
 
 static int compile_in(engine_t *e, compile_job_t *job, weir_err_t *err)
 {
-    weir_script__engine_arm(e, COMPILE_TIMEOUT_MS, COMPILE_MEM,
+    weir_script__engine_arm(e, COMPILE_TIMEOUT_MS, WEIR_SCRIPT_COMPILE_MEM,
                             (uintptr_t)__builtin_frame_address(0));
     int rc = 0;
     if (duk_safe_call(e->ctx, compile_body, job, 0, 1) != DUK_EXEC_SUCCESS) {
@@ -146,7 +147,7 @@ int weir_script_compile(const char *src, size_t len, weir_script_t **out, weir_e
         return weir_err_set(err, WEIR_EINVAL, NULL, "the filter is not valid UTF-8");
     }
 
-    engine_t *e = weir_script__engine_new(COMPILE_MEM, false);
+    engine_t *e = weir_script__engine_new(WEIR_SCRIPT_COMPILE_MEM, false);
     if (e == NULL) {
         return weir_err_set(err, WEIR_ENOMEM, NULL, "no memory to compile the filter");
     }

@@ -24,6 +24,7 @@
 #include "common/common.h"
 
 #define WEIR_SCRIPT_SRC_MAX         (256u * 1024u) /* longest filter body accepted (bytes) */
+#define WEIR_SCRIPT_COMPILE_MEM     (64u << 20)    /* bytes compiling one filter may use */
 #define WEIR_SCRIPT_TIMEOUT_DEFAULT 100u           /* milliseconds a run may take */
 #define WEIR_SCRIPT_MEM_DEFAULT     (16u << 20)    /* bytes a heap may hold */
 #define WEIR_SCRIPT_MEM_MIN         (1u << 20)     /* the least a limit may be set to */
@@ -59,9 +60,14 @@ typedef void (*weir_script_log_cb)(void *ctx, const char *line, size_t len);
 /*
  * Compiles a filter body of len bytes (it need not be NUL-terminated). On success *out holds a
  * script with one reference, which the caller drops with weir_script_unref.
- * Errors: WEIR_EINVAL when the body does not compile, err->msg being "line N: <reason>" (the
- * line counted in the body); WEIR_ETOOBIG past WEIR_SCRIPT_SRC_MAX; WEIR_ENOMEM when compiling
- * needs more than WEIR_SCRIPT_MEM_DEFAULT. Any thread; it creates a short-lived heap of its own.
+ * Errors (err->msg is safe to show a client):
+ *   WEIR_EINVAL: the body is not valid UTF-8, does not compile (err->msg "line N: <reason>", the
+ *   line counted in the body), nests too deeply, or takes more than a second to compile;
+ *   WEIR_ETOOBIG: the body is longer than WEIR_SCRIPT_SRC_MAX, or compiling it needs more than
+ *   WEIR_SCRIPT_COMPILE_MEM (a short body can: each regexp literal is compiled, and a quantified
+ *   group becomes as many copies of itself);
+ *   WEIR_ENOMEM: the process has no memory for a compiler.
+ * Any thread; it creates a short-lived heap of its own.
  */
 int weir_script_compile(const char *src, size_t len, weir_script_t **out, weir_err_t *err);
 
@@ -87,8 +93,10 @@ void weir_script_pool_free(weir_script_pool_t *pool);
  * Errors (err->msg is safe to show a client):
  *   WEIR_ESCRIPT: the script threw ("filter threw at line N: Error: <message>"), ran past its
  *   time ("filter timed out after 100 ms"), past its memory ("filter exceeded its memory limit
- *   of 16 MiB") or past its C stack budget, or returned something that is not a valid event
- *   ("filter returned a number, not an event"; "filter returned an invalid event: <why>").
+ *   of 16 MiB": a request the heap could not grant even after collecting garbage, which the
+ *   script cannot catch) or past its C stack budget, or returned something that is not a
+ *   valid event ("filter returned a number, not an event"; "filter returned an invalid event:
+ *   <why>").
  *   WEIR_EBUSY: the pool's max_heaps heaps stayed busy for the run's timeout; it did not start.
  * Whatever happens the pool stays usable: a heap that may be left in a bad state is destroyed.
  * Any thread. The calling thread needs at least 1 MiB of stack free.

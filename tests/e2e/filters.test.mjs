@@ -58,6 +58,19 @@ test('a filter that does not compile is refused with its line and message', asyn
   assert.equal((await api('/api/v2/namespaces/fa/filters/broken')).status, 404);
 });
 
+test('a filter too large to compile is refused with 413, and nothing is saved', async () => {
+  // Short, but a regexp's quantified group is copied as many times as it repeats.
+  const hex = (n) => `\\u${n.toString(16).padStart(4, '0')}`;
+  const ranges = Array.from({ length: 150 }, (_, i) => `${hex(0x100 + 4 * i)}-${hex(0x101 + 4 * i)}`);
+  const res = await putFilter('fa', 'huge', `var r = /(?:(?:[${ranges.join('')}]|x){1000}){100}/;\nreturn event;`);
+  assert.equal(res.status, 413);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  assert.match((await res.json()).detail, /too large to compile/);
+  const get = await api('/api/v2/namespaces/fa/filters/huge');
+  assert.equal(get.status, 404);
+  await get.arrayBuffer();
+});
+
 test('bad filter names and unknown namespaces are refused', async () => {
   let res = await putFilter('fa', '-bad', 'return event;');
   assert.equal(res.status, 400);
@@ -93,6 +106,23 @@ test('a filter renames a source, enriches, changes data, and drops by type', asy
   assert.ok(logs.items.some((l) => l.line === 'saw shaped-1'), JSON.stringify(logs));
 });
 
+test('concurrent saves and deletes leave the running filters as the store has them', async () => {
+  for (let round = 0; round < 200; round++) {
+    const name = `race${round % 4}`;
+    const changes = [];
+    for (let i = 0; i < 4; i++) {
+      changes.push(putFilter('fa', name, 'return event;'), api(`/api/v2/namespaces/fa/filters/${name}`, { method: 'DELETE' }));
+    }
+    for (const res of await Promise.all(changes)) await res.arrayBuffer();
+    const saved = await api(`/api/v2/namespaces/fa/filters/${name}`);
+    await saved.arrayBuffer();
+    const used = await send(`/fa?filter=${name}`, `race-${round}`);
+    await used.arrayBuffer();
+    assert.equal(used.status === 202, saved.status === 200,
+      `round ${round}: the store answers ${saved.status}, an event with the filter ${used.status}`);
+  }
+});
+
 test('a changed filter takes effect for the next event', async () => {
   await putFilter('fa', 'tag', 'event.version = "one"; return event;');
   await send('/fa?filter=tag', 'tag-1');
@@ -125,10 +155,50 @@ test('the broadcast API takes ?filter= too', async () => {
   await putFilter('fa', 'drop-all', 'return null;');
   const res = await send('/api/v2/namespaces/fa/events/broadcast?filter=drop-all', 'bc-f-1', { base: weir.api });
   assert.equal(res.status, 202);
+  assert.equal(res.headers.get('weir-filter-dropped'), '1');
   const body = await res.json();
   assert.equal(body.dropped, 1);
   assert.equal(body.events.length, 0);
   assert.equal(await stored('fa', 'bc-f-1'), undefined);
+
+  // A batch of which the filter keeps one: the header counts the other two.
+  await putFilter('fa', 'keep-odd', 'return event.id.slice(-1) % 2 ? event : null;');
+  const batch = [1, 2, 3].map((n) => ({ specversion: '1.0', id: `bc-odd-${n + 1}`, source: '/src', type: 'com.example.t' }));
+  const kept = await fetch(`${weir.api}/api/v2/namespaces/fa/events/broadcast?filter=keep-odd`, {
+    method: 'POST', body: JSON.stringify(batch), headers: { 'content-type': 'application/cloudevents-batch+json' },
+  });
+  assert.equal(kept.status, 202);
+  assert.equal(kept.headers.get('weir-filter-dropped'), '2');
+  const answer = await kept.json();
+  assert.equal(answer.dropped, 2);
+  assert.deepEqual(answer.events.map((e) => e.id), ['bc-odd-3']);
+
+  const none = await send('/api/v2/namespaces/fa/events/broadcast', 'bc-f-2', { base: weir.api });
+  assert.equal(none.status, 202);
+  assert.equal(none.headers.get('weir-filter-dropped'), null);
+  await none.arrayBuffer();
+});
+
+test('a filter result larger than the body limit is answered 422 and stores nothing', async () => {
+  // The body limit is the default, 1 MiB.
+  assert.equal((await putFilter('fb', 'inflate', 'event.data = "x".repeat(2 << 20); return event;')).status, 201);
+  assert.equal((await putFilter('fb', 'grow-data', 'event.data = {big: "y".repeat(1100000)}; return event;')).status, 201);
+  assert.equal((await putFilter('fb', 'just-under', 'event.data = {pad: "z".repeat(1000000)}; return event;')).status, 201);
+  const before = (await weir.history('fb')).length;
+  for (const name of ['inflate', 'grow-data']) {
+    const res = await send(`/fb?filter=${name}`, `big-${name}`);
+    assert.equal(res.status, 422);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    assert.match((await res.json()).detail, /^filter returned an event of \d+ bytes in the JSON format, more than the body limit of 1048576 bytes$/);
+    const bc = await send(`/api/v2/namespaces/fb/events/broadcast?filter=${name}`, `big-bc-${name}`, { base: weir.api });
+    assert.equal(bc.status, 422);
+    await bc.arrayBuffer();
+  }
+  assert.equal((await weir.history('fb')).length, before);
+
+  const ok = await send('/fb?filter=just-under', 'big-ok');
+  assert.equal(ok.status, 202);
+  assert.equal((await stored('fb', 'big-ok')).data.pad.length, 1000000);
 });
 
 const failing = [

@@ -89,3 +89,23 @@ void fx_still_works(weir_script_pool_t *pool)
     weir_ce_free(out);
     weir_ce_free(in);
 }
+
+void fx_expect_error(weir_script_pool_t *pool, const char *src, const char *want, uint64_t bound_ms)
+{
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    uint64_t start = weir_mono_ns();
+    int rc = fx_run(pool, src, in, &out, NULL, &err);
+    uint64_t ms = (weir_mono_ns() - start) / 1000000u;
+    if (rc != WEIR_ESCRIPT || strncmp(err.msg, want, strlen(want)) != 0) {
+        fail_msg("%s: rc %d, \"%s\", wanted \"%s\"", src, rc, err.msg, want);
+    }
+    assert_null(out);
+    if (ms >= bound_ms) {
+        fail_msg("%s: stopped after %llu ms", src, (unsigned long long)ms);
+    }
+    assert_true(weir_utf8_valid(err.msg, strlen(err.msg)));
+    weir_ce_free(in);
+    fx_still_works(pool);
+}

@@ -24,6 +24,13 @@ typedef struct fx_log {
 int fx_run(weir_script_pool_t *pool, const char *src, const weir_event_t *in, weir_event_t **out,
            fx_log_t *log, weir_err_t *err);
 
+/*
+ * Runs src, expects WEIR_ESCRIPT with a message starting with want, within bound_ms of wall time
+ * (whatever the machine, sanitizers included), and then a working pool.
+ */
+void fx_expect_error(weir_script_pool_t *pool, const char *src, const char *want,
+                     uint64_t bound_ms);
+
 /* Asserts that the pool still runs a plain filter correctly. */
 void fx_still_works(weir_script_pool_t *pool);
 

@@ -295,6 +295,18 @@ static void compile_errors_name_the_line(void **state)
     assert_int_equal(weir_script_compile(huge, strlen(huge), &script, &err), WEIR_ETOOBIG);
     weir_free(huge);
 
+    /* A short body that compiling blows up: a regexp's quantified group is copied as many times
+     * as it repeats, and this group holds a class of 150 ranges. */
+    char big[4096] = "var r = /(?:(?:[";
+    for (int i = 0; i < 150; i++) {
+        size_t used = strlen(big);
+        snprintf(big + used, sizeof(big) - used, "\\u%04x-\\u%04x", 0x100 + 4 * i, 0x101 + 4 * i);
+    }
+    strcat(big, "]|x){1000}){100}/;\nreturn event;");
+    assert_int_equal(weir_script_compile(big, strlen(big), &script, &err), WEIR_ETOOBIG);
+    assert_null(script);
+    assert_string_equal(err.msg, "the filter is too large to compile: it needs more than 64 MiB");
+
     /* A trailing line comment does not swallow the closing brace. */
     const char *comment = "return event; // done";
     assert_int_equal(weir_script_compile(comment, strlen(comment), &script, &err), 0);

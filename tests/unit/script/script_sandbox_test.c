@@ -46,23 +46,7 @@ static int teardown(void **state)
 /* Runs src, expects WEIR_ESCRIPT with a message starting with want, then a working pool. */
 static void expect_error(weir_script_pool_t *pool, const char *src, const char *want)
 {
-    weir_event_t *in = fx_typed("t");
-    weir_event_t *out = NULL;
-    weir_err_t err;
-    uint64_t start = weir_mono_ns();
-    int rc = fx_run(pool, src, in, &out, NULL, &err);
-    uint64_t ms = (weir_mono_ns() - start) / 1000000u;
-    if (rc != WEIR_ESCRIPT || strncmp(err.msg, want, strlen(want)) != 0) {
-        fail_msg("%s: rc %d, \"%s\", wanted \"%s\"", src, rc, err.msg, want);
-    }
-    assert_null(out);
-    /* Every bound holds in bounded time, whatever the machine (sanitizers included). */
-    if (ms >= bound_ms) {
-        fail_msg("%s: stopped after %llu ms", src, (unsigned long long)ms);
-    }
-    assert_true(weir_utf8_valid(err.msg, strlen(err.msg)));
-    weir_ce_free(in);
-    fx_still_works(pool);
+    fx_expect_error(pool, src, want, bound_ms);
 }
 
 static void endless_loop_times_out(void **state)
@@ -118,6 +102,56 @@ static void endless_allocation_is_bounded(void **state)
     expect_error(*state, "var s = 'x'; while (true) s = s + s;", want);
     expect_error(*state, "var o = {}; for (var i = 0; ; i++) o['k' + i] = 'y'.repeat(1e5) + i;",
                  want);
+}
+
+/* Running out of memory ends the run: a script that catches the error can neither keep the event,
+ * nor drop it, nor go on running. */
+static void memory_overrun_is_final(void **state)
+{
+    const char *want = "filter exceeded its memory limit of 8 MiB";
+    expect_error(*state,
+                 "try { var s = 'x'; for (;;) s += s; } catch (e) { s = null; }\n"
+                 "return event;",
+                 want);
+    expect_error(*state,
+                 "try { var s = 'x'; for (;;) s += s; } catch (e) { s = null; }\n"
+                 "return null;",
+                 want);
+    expect_error(*state,
+                 "var a = [];\n"
+                 "try { for (;;) a.push('y'.repeat(1e5) + a.length); }\n"
+                 "catch (e) { a = null; for (;;) {} }",
+                 want);
+}
+
+/* A refusal that a garbage collection cures is no error: each 1 MiB string below is garbage held
+ * by a cycle, which only a collection frees, and the heap has room for eight. */
+static void collected_garbage_is_no_overrun(void **state)
+{
+    const char *garbage =
+        "for (var i = 0; i < 20; i++) { var o = {pad: 'x'.repeat(1 << 20) + i}; o.o = o; }\n";
+    char src[512];
+    snprintf(src, sizeof(src), "%sthrow new Error('mine');", garbage);
+    expect_error(*state, src, "filter threw at line 2: Error: mine");
+
+    snprintf(src, sizeof(src), "%sevent.kept = true; return event;", garbage);
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    if (fx_run(*state, src, in, &out, NULL, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_string_equal(weir_ce_get(out, "kept"), "true");
+    weir_ce_free(out);
+    weir_ce_free(in);
+}
+
+/* The limit is on what each block really takes, header and malloc's overhead included: 85,000
+ * empty objects ask for about 7 MiB, which would fit, but take about 11. */
+static void block_overhead_counts(void **state)
+{
+    expect_error(*state, "var a = []; for (var i = 0; i < 85000; i++) a.push({}); return null;",
+                 "filter exceeded its memory limit of 8 MiB");
 }
 
 /* Small allocations make garbage collection slow down as the heap fills: either bound. */
@@ -200,6 +234,7 @@ static void globals_do_not_survive_a_run(void **state)
                         "try { Math = null; } catch (e) {}\n"
                         "try { arguments.callee.state = 1; } catch (e) {}\n"
                         "try { nslog.state = 1; } catch (e) {}\n"
+                        "Date.prototype.setTime(event.data.count * 1000);\n"
                         "try { Object.getOwnPropertyDescriptor(event, 'data').get.state = 1; }\n"
                         "catch (e) {}\n"
                         "event.data.count = 99;\n"
@@ -209,7 +244,7 @@ static void globals_do_not_survive_a_run(void **state)
         "if (typeof leaked !== 'undefined' || g.other || g.fromEval ||\n"
         "    g[Symbol.for('s')] || ({}).polluted || typeof [].push !== 'function' ||\n"
         "    typeof JSON.parse !== 'function' || typeof Math !== 'object' ||\n"
-        "    arguments.callee.state || nslog.state ||\n"
+        "    arguments.callee.state || nslog.state || !isNaN(Date.prototype.getTime()) ||\n"
         "    Object.getOwnPropertyDescriptor(event, 'data').get.state ||\n"
         "    event.data.count !== 1)\n"
         "    throw new Error('state survived');\n"
@@ -282,6 +317,41 @@ static void global_object_tricks_are_undone(void **state)
         }
         weir_ce_free(out);
     }
+    weir_ce_free(in);
+}
+
+/*
+ * What the engine keeps by pointer must outlive whatever a script unlinks, even once a collection
+ * has removed every other reference. Without that these runs read freed memory, which the
+ * sanitizer build reports.
+ */
+static void unlinked_internals_stay_alive(void **state)
+{
+    weir_script_pool_t *pool = *state;
+    weir_event_t *in = fx_typed("t");
+    weir_event_t *out = NULL;
+    weir_err_t err;
+    /* Enough cyclic garbage that the heap runs its mark-and-sweep collector. */
+    const char *garbage = "for (var i = 0; i < 100000; i++) { var o = {}; o.o = o; }\n";
+    const char *unlink = "var g = Function('return this')(), O = Object;\n"
+                         "O.setPrototypeOf(g, null); return null;";
+    char both[512];
+    snprintf(both, sizeof(both), "%s%s", garbage, unlink);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx_run(pool, both, in, &out, NULL, &err), 0);
+        assert_null(out);
+        fx_still_works(pool);
+        /* The collection in one run, the unlinking in the next, on the same heap. */
+        assert_int_equal(fx_run(pool, garbage, in, &out, NULL, &err), 0);
+        assert_int_equal(fx_run(pool, unlink, in, &out, NULL, &err), 0);
+        fx_still_works(pool);
+    }
+
+    /* The event object, when the script dropped it and reads the data while its error is shown. */
+    expect_error(pool,
+                 "var get = Object.getOwnPropertyDescriptor(event, 'data').get; event = null;\n"
+                 "throw {toString: function () { return 'data ' + JSON.stringify(get()); }};",
+                 "filter threw: data {\"pad\":\"0");
     weir_ce_free(in);
 }
 
@@ -381,6 +451,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_natives_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(per_run_limits_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(endless_allocation_is_bounded, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(memory_overrun_is_final, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(collected_garbage_is_no_overrun, setup_patient, teardown),
+        cmocka_unit_test_setup_teardown(block_overhead_counts, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(slow_allocation_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(throws_keep_their_message, setup, teardown),
         cmocka_unit_test_setup_teardown(returning_42_is_an_error, setup, teardown),
@@ -390,6 +463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(globals_do_not_survive_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(permanent_globals_retire_the_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(global_object_tricks_are_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(unlinked_internals_stay_alive, setup_patient, teardown),
         cmocka_unit_test_setup_teardown(threads_share_a_pool, setup, teardown),
         cmocka_unit_test(heaps_are_bounded),
     };
