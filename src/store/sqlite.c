@@ -208,11 +208,12 @@ static const char *const stmt_sql[ST_MAX] = {
                    " ORDER BY seq DESC LIMIT ?8",
     [ST_SINCE] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND seq > ?2"
                  " AND seq <= ?4 ORDER BY seq ASC LIMIT ?3",
-    /* "+seq": ordering by the bare column lets the planner walk events_ns_seq from the newest
-     * event, testing every id on the way (hundreds of ms for an old event of a big namespace);
-     * the unary plus leaves it the unique (ns, id, source) index and a sort of a row or two. */
+    /* "+seq", twice: ordering by the bare column, or bounding it, lets the planner walk
+     * events_ns_seq from the newest event, testing every id on the way (hundreds of ms for a big
+     * namespace); the unary plus leaves it the unique (ns, id, source) index and a sort of a row
+     * or two. */
     [ST_GET] = "SELECT " RECORD_COLUMNS " FROM events WHERE ns = ?1 AND id = ?2"
-               " AND (?3 IS NULL OR source = ?3) AND seq <= ?4 ORDER BY +seq DESC LIMIT 1",
+               " AND (?3 IS NULL OR source = ?3) AND +seq <= ?4 ORDER BY +seq DESC LIMIT 1",
     [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
     [ST_COUNT_ALL] = "SELECT count(*) FROM events",
     /* sqlite_sequence holds the highest seq ever given, deleted events included. */

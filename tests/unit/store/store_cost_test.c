@@ -1,8 +1,9 @@
 /*
- * What one step of retention costs the writer: counted in SQLite's virtual machine steps (not
- * in time), by a sqlite3_step of this program's own that wraps the library's. A step must cost
- * the same whether the namespace keeps a hundred events or thousands, since it runs in a
- * transaction with the events being ingested.
+ * What queries cost, counted in SQLite's virtual machine steps (not in time), by a sqlite3_step
+ * of this program's own that wraps the library's. One step of retention must cost the same
+ * whether the namespace keeps a hundred events or thousands, since it runs in a transaction
+ * with the events being ingested; history/{id} must find an event through the unique index,
+ * whether it is the newest or the oldest of a big namespace.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 static int (*real_step)(sqlite3_stmt *);
 static atomic_llong delete_steps; /* VM steps of DELETEs from events, since the last reset */
+static atomic_llong get_steps;    /* VM steps of lookups of one event by id */
 
 /* Every call of the store's comes here first, since the program defines the symbol. */
 int sqlite3_step(sqlite3_stmt *st)
@@ -29,6 +31,8 @@ int sqlite3_step(sqlite3_stmt *st)
 
     if (sql != NULL && strncmp(sql, "DELETE FROM events", 18) == 0) {
         atomic_fetch_add(&delete_steps, sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1));
+    } else if (sql != NULL && strstr(sql, "FROM events WHERE ns = ?1 AND id = ?2") != NULL) {
+        atomic_fetch_add(&get_steps, sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1));
     }
     return rc;
 }
@@ -73,6 +77,36 @@ static void test_step_cost_follows_rows_not_count(void **state)
     fx_close(fx);
 }
 
+/* VM steps of history/{id} of one event. */
+static long long get_cost(fx_t *fx, const char *id)
+{
+    weir_store_record_t rec = {0};
+
+    atomic_store(&get_steps, 0);
+    assert_int_equal(weir_store_get(fx->store, "alpha", id, NULL, &rec, NULL), 0);
+    assert_string_equal(fx_json_str(rec.json, "id"), id);
+    weir_store_record_clear(&rec);
+    return atomic_load(&get_steps);
+}
+
+static void test_get_by_id_uses_the_unique_index(void **state)
+{
+    fx_t *fx = fx_open(0, 0);
+
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    for (int i = 0; i < 4000; i += 500) {
+        fx_write_range(fx->store, "alpha", "e", i, i + 500, "{}");
+    }
+    long long newest = get_cost(fx, "e-3999");
+    long long oldest = get_cost(fx, "e-0");
+    print_message("VM steps of history/{id}: %lld for the newest, %lld for the oldest\n", newest,
+                  oldest);
+    /* A walk of the namespace by seq would cost thousands for the oldest. */
+    assert_true(newest < 200);
+    assert_true(oldest < 200);
+    fx_close(fx);
+}
+
 int main(void)
 {
     real_step = (int (*)(sqlite3_stmt *))dlsym(RTLD_NEXT, "sqlite3_step");
@@ -81,6 +115,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_cost_follows_rows_not_count),
+        cmocka_unit_test(test_get_by_id_uses_the_unique_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
