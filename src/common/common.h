@@ -91,7 +91,8 @@ void weir_buf_append(weir_buf_t *b, const void *p, size_t n);
 void weir_buf_puts(weir_buf_t *b, const char *s);
 void weir_buf_putc(weir_buf_t *b, char c);
 void weir_buf_printf(weir_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void weir_buf_vprintf(weir_buf_t *b, const char *fmt, va_list ap);
+void weir_buf_vprintf(weir_buf_t *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included. Invalid UTF-8 becomes U+FFFD. */
 void weir_buf_json_str(weir_buf_t *b, const char *s, size_t n);
 void weir_buf_reset(weir_buf_t *b);
