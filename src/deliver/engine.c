@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deliver/engine.h"
@@ -386,8 +387,11 @@ static void add_system_event(weir_deliver_t *d, const job_t *job, weir_event_t *
         weir_buf_puts(&data, ",\"deadLetterSink\":");
         weir_buf_json_str(&data, job->spec.dead_letter_sink, strlen(job->spec.dead_letter_sink));
     }
-    weir_buf_printf(&data, ",\"status\":%d,\"attempts\":%u,\"eventId\":", o->last_status,
-                    o->attempts);
+    /* Dead-lettered: the answer that matters is the target's, which the event carries (the
+     * dead-letter sink's own was a 2xx). */
+    const char *code = dead ? weir_ce_get(job->ev, "knativeerrorcode") : NULL;
+    int status = code != NULL ? atoi(code) : o->last_status;
+    weir_buf_printf(&data, ",\"status\":%d,\"attempts\":%u,\"eventId\":", status, o->attempts);
     weir_buf_json_str(&data, id, strlen(id));
     weir_buf_putc(&data, '}');
 

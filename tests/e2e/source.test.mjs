@@ -260,6 +260,7 @@ test('a dead-lettered delivery and a deleted listener are system events that go 
     assert.equal(data.deadLetterSink, dls.url);
     assert.equal(data.eventId, 'lettered');
     assert.equal(typeof data.delivery, 'number');
+    assert.equal(data.status, 400); // the target's answer, not the dead-letter sink's 2xx
     assert.equal(typeof data.status, 'number');
     assert.ok(data.attempts >= 1);
     assert.ok(byType(broker.got, 'io.weir.delivery.failed').length === 0);
