@@ -593,10 +593,9 @@ int weir_sqlite_listener_put(void *db, const weir_store_listener_t *li)
     return rc == 0 && changes == 0 ? WEIR_EEXIST : rc;
 }
 
-int weir_sqlite_listener_delete(void *db, const char *ns, const char *id)
+static int delete_listener(weir_sqlite_listen_t *l, sqlite3 *w, const char *ns, const char *id,
+                           int *removed)
 {
-    sqlite3 *w;
-    weir_sqlite_listen_t *l = weir_sqlite_listen_of(db, &w);
     int changes = 0;
 
     sqlite3_stmt *st = wget(l, w, W_UNLISTEN);
@@ -611,9 +610,30 @@ int weir_sqlite_listener_delete(void *db, const char *ns, const char *id)
     if (rc == 0) {
         rc = by_name(l, w, W_UNCOLLECT, id, NULL);
     }
+    return rc == 0 ? by_name(l, w, W_UNDELIVER, id, removed) : rc;
+}
+
+/* Runs in the writer's transaction, in a savepoint of its own, so that a failure halfway
+ * leaves the listener whole rather than half deleted in a transaction that still commits. */
+int weir_sqlite_listener_delete(void *db, const char *ns, const char *id)
+{
+    sqlite3 *w;
+    weir_sqlite_listen_t *l = weir_sqlite_listen_of(db, &w);
     int removed = 0;
-    rc = rc == 0 ? by_name(l, w, W_UNDELIVER, id, &removed) : rc;
-    l->pending_txn -= removed; /* a call has no savepoint: its changes go with the transaction */
+
+    if (sqlite3_exec(w, "SAVEPOINT listener_delete", NULL, NULL, NULL) != SQLITE_OK) {
+        return failed(w, "begin deleting a listener");
+    }
+    int rc = delete_listener(l, w, ns, id, &removed);
+    if (rc != 0) {
+        sqlite3_exec(w, "ROLLBACK TO listener_delete", NULL, NULL, NULL);
+    }
+    if (sqlite3_exec(w, "RELEASE listener_delete", NULL, NULL, NULL) != SQLITE_OK) {
+        return failed(w, "end deleting a listener");
+    }
+    if (rc == 0) {
+        l->pending_txn -= removed; /* what commits with the transaction */
+    }
     return rc;
 }
 
