@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cesql/cesql.h"
 #include "http/internal.h"
 
 #define HISTORY_LIMIT_DEFAULT 50
@@ -55,6 +56,44 @@ static int parse_number_arg(weir_req_t *req, const char *name, long long lo, lon
     return 0;
 }
 
+/* ?cesql=: the history's CESQL filter, compiled once per request and tried on each event the
+ * page examines, with the Subscriptions API's rule (true, and no error, keeps the event). */
+typedef struct cesql_filter {
+    weir_cesql_t *prog;
+    weir_cesql_result_t res;
+} cesql_filter_t;
+
+static bool cesql_keeps(const char *json, size_t len, void *arg)
+{
+    cesql_filter_t *f = arg;
+    weir_event_t *ev = NULL;
+    if (weir_ce_decode_structured(json, len, &ev, NULL) != 0) {
+        return false; /* cannot happen: what is stored was valid */
+    }
+    bool keep = weir_cesql_match(f->prog, ev, &f->res);
+    weir_ce_free(ev);
+    return keep;
+}
+
+static int parse_cesql(weir_req_t *req, cesql_filter_t *f, weir_err_t *err)
+{
+    const char *text = weir_req_arg(req, "cesql");
+    if (text == NULL) {
+        return 0;
+    }
+    weir_err_t e = {0};
+    if (weir_cesql_compile(text, strlen(text), &f->prog, &e) != 0) {
+        return weir_err_set(err, WEIR_EINVAL, "cesql", "%s", e.msg);
+    }
+    const char *warning = weir_cesql_warning(f->prog);
+    if (warning != NULL) {
+        weir_cesql_free(f->prog);
+        f->prog = NULL;
+        return weir_err_set(err, WEIR_EINVAL, "cesql", "%s", warning);
+    }
+    return 0;
+}
+
 static int parse_query(weir_req_t *req, const char *ns, weir_store_query_t *q, weir_err_t *err)
 {
     long long limit = HISTORY_LIMIT_DEFAULT, cursor = INT64_MAX;
@@ -83,8 +122,18 @@ enum MHD_Result weir_history_list(weir_req_t *req, const char *ns)
     weir_store_query_t q;
     weir_store_page_t page;
     weir_err_t err = {0};
-    if (parse_query(req, ns, &q, &err) != 0 ||
-        weir_store_history(req->srv->store, &q, &page, &err) != 0) {
+    cesql_filter_t filter = {0};
+    int rc = parse_query(req, ns, &q, &err);
+    if (rc == 0 && (rc = parse_cesql(req, &filter, &err)) == 0 && filter.prog != NULL) {
+        q.match = cesql_keeps;
+        q.match_arg = &filter;
+    }
+    if (rc == 0) {
+        rc = weir_store_history(req->srv->store, &q, &page, &err);
+    }
+    weir_cesql_result_free(&filter.res);
+    weir_cesql_free(filter.prog);
+    if (rc != 0) {
         return weir_problem_err(req, &err);
     }
 

@@ -1126,8 +1126,8 @@ static int64_t limit_over(size_t limit)
  * JSON would take it past max_bytes (0: no bound) while it holds one already. *more says whether
  * a row was left. Resets the statement.
  */
-static int collect_page(conn_t *c, sqlite3_stmt *st, size_t limit, size_t max_bytes,
-                        weir_store_page_t *page, bool *more, weir_err_t *err)
+static int collect_page(conn_t *c, sqlite3_stmt *st, const weir_store_query_t *q, size_t limit,
+                        size_t max_bytes, weir_store_page_t *page, bool *more, weir_err_t *err)
 {
     size_t cap = 0;
     size_t bytes = 0;
@@ -1136,6 +1136,10 @@ static int collect_page(conn_t *c, sqlite3_stmt *st, size_t limit, size_t max_by
     *more = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (q != NULL && q->match != NULL &&
+            !q->match((const char *)sqlite3_column_text(st, 3), len, q->match_arg)) {
+            continue;
+        }
         if (page->n == limit || (max_bytes > 0 && page->n > 0 && bytes + len > max_bytes)) {
             *more = true;
             break;
@@ -1165,7 +1169,7 @@ static int collect(conn_t *c, sqlite3_stmt *st, weir_store_record_t **out, size_
     weir_store_page_t page = {0};
     bool more;
 
-    int rc = collect_page(c, st, SIZE_MAX, 0, &page, &more, err);
+    int rc = collect_page(c, st, NULL, SIZE_MAX, 0, &page, &more, err);
     *out = page.recs;
     *n = page.n;
     return rc;
@@ -1208,7 +1212,7 @@ static int reader_stmt(sqlite_db_t *d, stmt_id_t id, conn_t **c, sqlite3_stmt **
 static bool filtered(const weir_store_query_t *q)
 {
     return q->type != NULL || q->source != NULL || q->text != NULL || q->from_us != INT64_MIN ||
-           q->until_us != INT64_MAX;
+           q->until_us != INT64_MAX || q->match != NULL;
 }
 
 /*
@@ -1235,7 +1239,8 @@ static void bind_query(sqlite3_stmt *st, const weir_store_query_t *q, int64_t fl
     bind_text(st, 5, q->type);
     bind_text(st, 6, q->source);
     bind_text(st, 7, q->text);
-    sqlite3_bind_int64(st, 8, limit_over(q->limit));
+    /* A match drops rows after SQL: SQL's limit cannot count them, the scan floor bounds it. */
+    sqlite3_bind_int64(st, 8, q->match != NULL ? -1 : limit_over(q->limit));
     sqlite3_bind_int64(st, 9, floor);
 }
 
@@ -1257,7 +1262,7 @@ static int sq_history(void *db, const weir_store_query_t *q, weir_store_page_t *
         return weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");
     }
     bind_query(st, q, floor);
-    rc = collect_page(c, st, q->limit, q->max_bytes, out, &more, err);
+    rc = collect_page(c, st, q, q->limit, q->max_bytes, out, &more, err);
     reader_give(d, c);
     if (rc == 0 && more) {
         out->next = out->recs[out->n - 1].seq;
@@ -1315,7 +1320,7 @@ static int sq_since(void *db, const char *ns, int64_t after_seq, int64_t through
     sqlite3_bind_int64(st, 2, after_seq);
     sqlite3_bind_int64(st, 3, limit_over(limit));
     sqlite3_bind_int64(st, 4, through_seq);
-    rc = collect_page(c, st, limit, max_bytes, out, &more, err);
+    rc = collect_page(c, st, NULL, limit, max_bytes, out, &more, err);
     if (rc == 0 && trimmed_get(c, ns, &out->trimmed) != 0) {
         weir_store_page_free(out);
         rc = weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log");

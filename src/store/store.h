@@ -214,6 +214,9 @@ typedef struct weir_store_page {
 
 void weir_store_page_free(weir_store_page_t *page);
 
+/* A test of a stored event in its JSON form, made by the reader of a query: true keeps it. */
+typedef bool (*weir_store_match_fn)(const char *json, size_t len, void *arg);
+
 typedef struct weir_store_query {
     const char *ns;
     const char *type;   /* substring of type, or NULL */
@@ -225,8 +228,10 @@ typedef struct weir_store_query {
     size_t limit;
     size_t max_bytes; /* the page ends before its events' JSON would pass this, but holds at
                          least one event (0: no bound) */
-    size_t max_scan;  /* with a filter (type, source, text, from, until), at most this many
-                         events of ns are examined, matching or not (0: no bound) */
+    size_t max_scan;  /* with a filter (type, source, text, from, until, match), at most this
+                         many events of ns are examined, matching or not (0: no bound) */
+    weir_store_match_fn match; /* or NULL; called on the reading thread, after the others */
+    void *match_arg;
 } weir_store_query_t;
 
 /*

@@ -124,6 +124,12 @@ test('each history filter narrows to exactly the matching events, also across pa
     [`from=${mid}`, (i) => i.received >= mid],
     [`until=${mid}`, (i) => i.received < mid],
     [`from=${mid}&type=order&source=%2Fshop%2F0`, (i) => i.received >= mid && i.event.type.includes('order') && i.event.source === '/shop/0'],
+    // CESQL, with the Subscriptions API's rule: only a true without error keeps an event.
+    [`cesql=${encodeURIComponent("type LIKE '%.order.%' AND source = '/shop/1'")}`,
+      (i) => i.event.type.includes('.order.') && i.event.source === '/shop/1'],
+    [`cesql=${encodeURIComponent("id IN ('f1', 'f2', 'f39') OR subject = 'none'")}`, (i) => ['f1', 'f2', 'f39'].includes(i.event.id)],
+    [`cesql=${encodeURIComponent('INT(missing) = 1')}`, () => false],
+    [`cesql=${encodeURIComponent("SUBSTRING(id, 2) = '7'")}&type=user`, (i) => i.event.id === 'f7'],
   ];
   for (const [q, pred] of cases) {
     assert.deepEqual(await query(q), expect(pred), q);
@@ -509,6 +515,8 @@ test('bad input is refused with the exact status and problem, and changes nothin
     [`${H}?cursor=0`, {}, 400, 'cursor'],
     [`${H}?from=2024-02-30T00:00:00Z`, {}, 400, 'from'],
     [`${H}?until=now`, {}, 400, 'until'],
+    [`${H}?cesql=${encodeURIComponent("type = 'a' AND")}`, {}, 400, 'cesql', 'at 15: unexpected end of expression'],
+    [`${H}?cesql=${encodeURIComponent('NOPE(id)')}`, {}, 400, 'cesql', 'at 1: no function NOPE taking 1 arguments'],
     [`${H}/subscribe`, { headers: { 'last-event-id': 'abc' } }, 400, 'Last-Event-ID'],
     [`${H}/subscribe`, { headers: { 'last-event-id': '-1' } }, 400, 'Last-Event-ID'],
     [`${H}/subscribe`, { headers: { 'last-event-id': '99999999999999999999' } }, 400, 'Last-Event-ID'],
@@ -522,9 +530,10 @@ test('bad input is refused with the exact status and problem, and changes nothin
     [`${H}/replay/b1`, { method: 'PUT' }, 405],
     [`${H}/subscribe`, { method: 'POST' }, 405],
   ];
-  for (const [path, init, status, attribute] of cases) {
+  for (const [path, init, status, attribute, detail] of cases) {
     const res = await api(path, init);
-    await problem(res, status, attribute);
+    const body = await problem(res, status, attribute);
+    if (detail !== undefined) assert.equal(body.detail, detail, path);
     if (status === 405) assert.ok(res.headers.get('allow').includes('GET'), path);
   }
   assert.deepEqual(await snapshot(), state);

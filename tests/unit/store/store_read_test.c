@@ -338,6 +338,48 @@ static void test_history_scan_bound(void **state)
     assert_int_equal(history_count(w, &q), EVENTS);
 }
 
+/* Keeps the events whose id ends in 5, counting the calls. */
+static bool ends_in_5(const char *json, size_t len, void *arg)
+{
+    const char *id = fx_json_str(json, "id");
+    (*(int *)arg)++;
+    return id[strlen(id) - 1] == '5';
+}
+
+/* A match of the reader's own is one more filter: pages hold only what it keeps, their next is
+ * exact, and it counts against the scan bound like the others. */
+static void test_history_match(void **state)
+{
+    world_t *w = *state;
+    weir_store_query_t q = all_of("alpha", 2);
+    weir_store_page_t page;
+    bool seen[EVENTS] = {false};
+    int calls = 0;
+
+    q.match = ends_in_5;
+    q.match_arg = &calls;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 2); /* ev-25 and ev-15 */
+    assert_string_equal(fx_json_str(page.recs[0].json, "id"), "ev-25");
+    assert_string_equal(fx_json_str(page.recs[1].json, "id"), "ev-15");
+    assert_int_equal(page.next, w->seqs[15]); /* ev-5 is still to come */
+    weir_store_page_free(&page);
+    assert_true(calls >= 15 && calls <= EVENTS);
+
+    assert_int_equal(page_through(w, q, seen, NULL), 3);
+    for (int i = 0; i < EVENTS; i++) {
+        assert_int_equal(seen[i], i % 10 == 5);
+    }
+
+    q.limit = 100; /* with a type filter too, and a scan of 12: ev-29 to ev-18 hold none */
+    q.type = "order";
+    q.max_scan = 12;
+    assert_int_equal(weir_store_history(w->fx->store, &q, &page, NULL), 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.next, w->seqs[17] + 1);
+    weir_store_page_free(&page);
+}
+
 static void test_since(void **state)
 {
     world_t *w = *state;
@@ -460,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_scan_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
