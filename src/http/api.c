@@ -189,38 +189,66 @@ static enum MHD_Result show_namespace(weir_req_t *req, const char *name, unsigne
                  : weir_problem(req, MHD_HTTP_NOT_FOUND, "namespace does not exist", NULL, NULL);
 }
 
+/*
+ * Creates the namespace, or sets the retention of one that exists, with the system event that
+ * says which in the same transaction. Under the change lock no other namespace change runs, so
+ * whether the namespace exists before is exactly whether this creates it.
+ */
+static int ns_put(weir_server_t *srv, const char *name, const weir_store_retention_t *retention,
+                  bool *created, weir_err_t *err)
+{
+    weir_system_t sys;
+
+    pthread_mutex_lock(&srv->change_lock);
+    const char *type = !weir_store_ns_exists(srv->store, name) ? WEIR_SYSTEM_NS_CREATED
+                       : retention != NULL                     ? WEIR_SYSTEM_NS_UPDATED
+                                                               : NULL;
+    weir_store_write_t *then = weir_system_prepare(srv, &sys, name, type, NULL, NULL);
+    int rc = weir_store_ns_put(srv->store, name, retention, then, created, err);
+    pthread_mutex_unlock(&srv->change_lock);
+    weir_system_finish(srv, &sys, rc);
+    return rc;
+}
+
 static enum MHD_Result put_namespace(weir_req_t *req, const char *name)
 {
     weir_err_t err = {0};
     bool created = false;
     weir_store_retention_t retention;
     bool given = false;
-    /* The body is checked whole before anything is created. */
+    /* The body is checked whole before anything is created; the namespace and its retention
+     * are then made in one transaction. */
     if (weir_store_ns_valid(name, &err) != 0 ||
         weir_retention_from_body(req, &retention, &given, &err) != 0 ||
-        weir_store_ns_create(req->srv->store, name, &created, &err) != 0 ||
-        (given && weir_store_retention_set(req->srv->store, name, &retention, &err) != 0)) {
+        ns_put(req->srv, name, given ? &retention : NULL, &created, &err) != 0) {
         return weir_problem_err(req, &err);
     }
     if (created) {
         WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace created");
-        weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_CREATED, NULL, NULL);
-    } else if (given) {
-        weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_UPDATED, NULL, NULL);
     }
     return show_namespace(req, name, created ? MHD_HTTP_CREATED : MHD_HTTP_OK);
 }
 
 static enum MHD_Result delete_namespace(weir_req_t *req, const char *name)
 {
+    weir_server_t *srv = req->srv;
     weir_err_t err = {0};
-    if (weir_store_ns_delete(req->srv->store, name, &err) != 0) {
+    weir_system_t sys;
+
+    pthread_mutex_lock(&srv->change_lock);
+    weir_store_write_t *then =
+        weir_system_prepare(srv, &sys, name, WEIR_SYSTEM_NS_DELETED, NULL, NULL);
+    int rc = weir_store_ns_delete_then(srv->store, name, then, &err);
+    if (rc == 0) {
+        weir_filters_drop_ns(srv->filters, name);
+        weir_listeners_ns_deleted(srv, name);
+    }
+    pthread_mutex_unlock(&srv->change_lock);
+    weir_system_finish(srv, &sys, rc);
+    if (rc != 0) {
         return weir_problem_err(req, &err);
     }
-    weir_filters_drop_ns(req->srv->filters, name);
-    weir_listeners_ns_deleted(req->srv, name);
     WEIR_LOG(WEIR_LOG_INFO, "api", name, "namespace deleted");
-    weir_system_emit(req->srv, name, WEIR_SYSTEM_NS_DELETED, NULL, NULL);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 

@@ -3,10 +3,12 @@
  * and the namespace logs that nslog() writes to.
  *
  * The registry is loaded from the store at start and changed only after the store committed a
- * change, so that every thread sees a new filter from its next event on. Changes are serialised:
- * each store write and the registry change after it happen under one lock, so that the registry
- * ends as the store does whatever order concurrent requests commit in (without it, a DELETE that
- * committed after a PUT but reached the registry first left a deleted filter running).
+ * change, so that every thread sees a new filter from its next event on. Changes are serialised
+ * by the server's change lock: each store write and the registry change after it happen under
+ * it, so that the registry ends as the store does whatever order concurrent requests commit in
+ * (without it, a DELETE that committed after a PUT but reached the registry first left a deleted
+ * filter running), and whether a PUT creates or replaces is known before it is made, for its
+ * system event.
  */
 #include <pthread.h>
 #include <string.h>
@@ -35,9 +37,8 @@ typedef struct ns_log {
 } ns_log_t;
 
 struct weir_filters {
-    pthread_mutex_t change_lock; /* held across a change's store write and registry update */
-    pthread_rwlock_t lock;       /* guards entries */
-    entry_t *entries;            /* sorted by (ns, name) */
+    pthread_rwlock_t lock; /* guards entries */
+    entry_t *entries;      /* sorted by (ns, name) */
     size_t n;
     pthread_mutex_t log_lock; /* guards logs */
     ns_log_t *logs;
@@ -119,9 +120,9 @@ static void log_clear(ns_log_t *log);
 
 void weir_filters_drop_ns(weir_filters_t *f, const char *ns)
 {
-    /* Called once the namespace's deletion committed. Under the change lock, a PUT that wrote its
-     * filter before that commit has updated the registry already: its entry goes too. */
-    pthread_mutex_lock(&f->change_lock);
+    /* Called under the server's change lock once the namespace's deletion committed: a PUT that
+     * wrote its filter before that commit has updated the registry already, so its entry goes
+     * too. */
     pthread_rwlock_wrlock(&f->lock);
     for (size_t i = f->n; i-- > 0;) {
         if (strcmp(f->entries[i].ns, ns) == 0) {
@@ -129,7 +130,6 @@ void weir_filters_drop_ns(weir_filters_t *f, const char *ns)
         }
     }
     pthread_rwlock_unlock(&f->lock);
-    pthread_mutex_unlock(&f->change_lock);
 
     pthread_mutex_lock(&f->log_lock);
     for (size_t i = 0; i < f->nlogs; i++) {
@@ -178,7 +178,6 @@ int weir_filters_load(weir_filters_t *f, weir_store_t *store, weir_err_t *err)
 weir_filters_t *weir_filters_new(void)
 {
     weir_filters_t *f = weir_calloc(1, sizeof(*f));
-    pthread_mutex_init(&f->change_lock, NULL);
     pthread_rwlock_init(&f->lock, NULL);
     pthread_mutex_init(&f->log_lock, NULL);
     return f;
@@ -206,7 +205,6 @@ void weir_filters_free(weir_filters_t *f)
     }
     weir_free(f->logs);
     pthread_rwlock_destroy(&f->lock);
-    pthread_mutex_destroy(&f->change_lock);
     pthread_mutex_destroy(&f->log_lock);
     weir_free(f);
 }
@@ -293,6 +291,31 @@ static void filter_json(weir_buf_t *b, const char *ns, const char *name, int64_t
     weir_buf_printf(b, ",\"updated\":\"%s\"}", when);
 }
 
+/* Saves the filter with its system event, created or updated as the store had it before: under
+ * the change lock, no other change of a filter or a namespace runs between the look and the
+ * save. The registry gets script once the save committed. */
+static int save(weir_server_t *srv, const char *ns, const char *name, const weir_buf_t *body,
+                weir_script_t *script, bool *created, weir_err_t *err)
+{
+    weir_system_t sys;
+    bool exists = false;
+
+    pthread_mutex_lock(&srv->change_lock);
+    int rc = weir_store_filter_exists(srv->store, ns, name, &exists, err);
+    if (rc == 0) {
+        const char *type = exists ? WEIR_SYSTEM_FILTER_UPDATED : WEIR_SYSTEM_FILTER_CREATED;
+        weir_store_write_t *then = weir_system_prepare(srv, &sys, ns, type, "filter", name);
+        rc = weir_store_filter_put_then(srv->store, ns, name, body->data ? body->data : "",
+                                        body->len, then, created, err);
+        weir_system_finish(srv, &sys, rc);
+    }
+    if (rc == 0) {
+        entry_set(srv->filters, ns, name, script);
+    }
+    pthread_mutex_unlock(&srv->change_lock);
+    return rc;
+}
+
 static enum MHD_Result put_filter(weir_req_t *req, const char *ns, const char *name)
 {
     weir_err_t err = {0};
@@ -303,22 +326,11 @@ static enum MHD_Result put_filter(weir_req_t *req, const char *ns, const char *n
             0) {
         return weir_problem_err(req, &err);
     }
-    weir_filters_t *f = req->srv->filters;
-    pthread_mutex_lock(&f->change_lock);
-    int rc = weir_store_filter_put(req->srv->store, ns, name, req->body.data ? req->body.data : "",
-                                   req->body.len, &created, &err);
-    if (rc == 0) {
-        entry_set(f, ns, name, script);
-    }
-    pthread_mutex_unlock(&f->change_lock);
-    if (rc != 0) {
+    if (save(req->srv, ns, name, &req->body, script, &created, &err) != 0) {
         weir_script_unref(script);
         return weir_problem_err(req, &err);
     }
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s %s", name, created ? "created" : "replaced");
-    weir_system_emit(req->srv, ns,
-                     created ? WEIR_SYSTEM_FILTER_CREATED : WEIR_SYSTEM_FILTER_UPDATED, "filter",
-                     name);
 
     weir_buf_t b = WEIR_BUF_INIT;
     filter_json(&b, ns, name, weir_wall_us());
@@ -348,19 +360,23 @@ static enum MHD_Result get_filter(weir_req_t *req, const char *ns, const char *n
 
 static enum MHD_Result delete_filter(weir_req_t *req, const char *ns, const char *name)
 {
+    weir_server_t *srv = req->srv;
     weir_err_t err = {0};
-    weir_filters_t *f = req->srv->filters;
-    pthread_mutex_lock(&f->change_lock);
-    int rc = weir_store_filter_delete(req->srv->store, ns, name, &err);
+    weir_system_t sys;
+
+    pthread_mutex_lock(&srv->change_lock);
+    weir_store_write_t *then =
+        weir_system_prepare(srv, &sys, ns, WEIR_SYSTEM_FILTER_DELETED, "filter", name);
+    int rc = weir_store_filter_delete_then(srv->store, ns, name, then, &err);
     if (rc == 0) {
-        filters_drop(f, ns, name);
+        filters_drop(srv->filters, ns, name);
     }
-    pthread_mutex_unlock(&f->change_lock);
+    pthread_mutex_unlock(&srv->change_lock);
+    weir_system_finish(srv, &sys, rc);
     if (rc != 0) {
         return weir_problem_err(req, &err);
     }
     WEIR_LOG(WEIR_LOG_INFO, "api", ns, "filter %s deleted", name);
-    weir_system_emit(req->srv, ns, WEIR_SYSTEM_FILTER_DELETED, "filter", name);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 

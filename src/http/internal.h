@@ -129,6 +129,10 @@ typedef struct weir_server {
     weir_route_t *route;     /* listeners, matched on the request's thread */
     weir_deliver_t *deliver; /* the delivery engine */
     weir_source_t *source;   /* the source side, or NULL without a sink */
+    /* Held across a change of a namespace or a filter through the API: the look that decides
+     * whether it creates or replaces (its system event says which), its store write, and the
+     * in-memory updates after it (the filter registry), so that each ends as the store does. */
+    pthread_mutex_t change_lock;
 } weir_server_t;
 
 /* A request that hands events to the store, and waits on its thread for the commit. */
@@ -215,7 +219,7 @@ int weir_filters_load(weir_filters_t *f, weir_store_t *store, weir_err_t *err);
 weir_script_t *weir_filters_get(weir_filters_t *f, const char *ns, const char *name);
 /* True when some namespace has a filter of this name. */
 bool weir_filters_any(weir_filters_t *f, const char *name);
-/* Forgets the filters and log of a deleted namespace. */
+/* Forgets the filters and log of a deleted namespace; call under the server's change lock. */
 void weir_filters_drop_ns(weir_filters_t *f, const char *ns);
 /* Appends an nslog line to the namespace's log (rate-limited) and the server log. */
 void weir_filters_log(weir_filters_t *f, const char *ns, const char *filter, const char *line,
@@ -287,16 +291,28 @@ void weir_listeners_unmatch(weir_ingest_t *in);
 void weir_listeners_ns_deleted(weir_server_t *srv, const char *ns);
 /* ---- system events (system.c) --------------------------------------------------------- */
 
+/* weir's own event about an API change, while the change is made. */
+typedef struct weir_system {
+    weir_event_t *ev; /* NULL when there is none */
+    const char *type;
+    weir_store_item_t item;
+    weir_store_write_t write;
+} weir_system_t;
+
 /*
- * Enters weir's own event of this type (WEIR_SYSTEM_*) into ns, with data {"namespace": ns}
- * and, when key is not NULL, key: value (value is also the subject). Called after the change
- * it reports committed; while the store is busy or failing it tries again until the event is
- * stored (so the caller waits), and gives up only when the namespace is gone, the store closes,
- * or weir stops; a failure is logged, not returned. A namespace's deletion only goes out
- * through the source (its history is gone).
+ * Prepares weir's own event of this type (WEIR_SYSTEM_*) about a change of ns, with data
+ * {"namespace": ns} and, when key is not NULL, key: value (value is also the subject), and
+ * matches it against ns's listeners. Returns the follow-up to pass to the store's change
+ * function (the *_then functions of store.h), so that the event commits in the same transaction
+ * as the change, or NULL when there is no event: type NULL, system events off, or a namespace's
+ * deletion without a source (its history is gone, so it could only have gone out). Call
+ * weir_system_finish after the change, in every case.
  */
-void weir_system_emit(weir_server_t *srv, const char *ns, const char *type, const char *key,
-                      const char *value);
+weir_store_write_t *weir_system_prepare(weir_server_t *srv, weir_system_t *sys, const char *ns,
+                                        const char *type, const char *key, const char *value);
+/* After the change function returned rc: logs an event that failed alone (the change stands),
+ * and releases what weir_system_prepare held. */
+void weir_system_finish(weir_server_t *srv, weir_system_t *sys, int rc);
 
 /* Loads the listeners and starts the delivery engine; stops it (draining for timeout_s). */
 int weir_listeners_start(weir_server_t *srv);

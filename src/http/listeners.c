@@ -145,6 +145,22 @@ static int validate(weir_req_t *req, weir_listener_t **l, weir_deliver_spec_t *s
     return rc;
 }
 
+/* Stores l with its system event, in one transaction: the id is chosen here, for the event to
+ * name it. Takes l. */
+static int add(weir_server_t *srv, const char *ns, weir_listener_t *l, char **id, weir_err_t *err)
+{
+    char uuid[WEIR_UUID_STR];
+    weir_system_t sys;
+
+    weir_uuid(uuid);
+    l->id = weir_strdup(uuid);
+    weir_store_write_t *then =
+        weir_system_prepare(srv, &sys, ns, WEIR_SYSTEM_LISTENER_CREATED, "listener", uuid);
+    int rc = weir_route_add(srv->route, ns, l, then, id, err);
+    weir_system_finish(srv, &sys, rc);
+    return rc;
+}
+
 static enum MHD_Result create(weir_req_t *req, const char *ns)
 {
     weir_listener_t *l = NULL;
@@ -156,7 +172,7 @@ static enum MHD_Result create(weir_req_t *req, const char *ns)
     if (rc != 0) {
         weir_route_listener_free(l);
     } else {
-        rc = weir_route_add(req->srv->route, ns, l, &id, &err);
+        rc = add(req->srv, ns, l, &id, &err);
     }
     if (rc != 0) {
         weir_deliver_spec_clear(&spec);
@@ -165,7 +181,6 @@ static enum MHD_Result create(weir_req_t *req, const char *ns)
     weir_deliver_target_set(req->srv->deliver, id, ns, &spec);
     weir_deliver_spec_clear(&spec);
     WEIR_LOG(WEIR_LOG_INFO, MODULE, ns, "listener %s created", id);
-    weir_system_emit(req->srv, ns, WEIR_SYSTEM_LISTENER_CREATED, "listener", id);
     enum MHD_Result ret = show(req, ns, id, MHD_HTTP_CREATED);
     weir_free(id);
     return ret;
@@ -218,12 +233,17 @@ static enum MHD_Result list(weir_req_t *req, const char *ns)
 static enum MHD_Result remove_one(weir_req_t *req, const char *ns, const char *id)
 {
     weir_err_t err = {0};
-    if (weir_route_remove(req->srv->route, ns, id, &err) != 0) {
+    weir_system_t sys;
+
+    weir_store_write_t *then =
+        weir_system_prepare(req->srv, &sys, ns, WEIR_SYSTEM_LISTENER_DELETED, "listener", id);
+    int rc = weir_route_remove(req->srv->route, ns, id, then, &err);
+    weir_system_finish(req->srv, &sys, rc);
+    if (rc != 0) {
         return weir_problem_err(req, &err);
     }
     weir_deliver_target_remove(req->srv->deliver, id);
     WEIR_LOG(WEIR_LOG_INFO, MODULE, ns, "listener %s deleted", id);
-    weir_system_emit(req->srv, ns, WEIR_SYSTEM_LISTENER_DELETED, "listener", id);
     return weir_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 

@@ -101,6 +101,7 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
                                    .max_heaps = s->filter_heaps};
     srv.scripts = weir_script_pool_new(&limits);
     srv.filters = weir_filters_new();
+    pthread_mutex_init(&srv.change_lock, NULL);
 
     weir_err_t err = {0};
     int status = 0;
@@ -126,6 +127,7 @@ static int serve(const weir_settings_t *s, const sigset_t *stop)
     weir_store_retainer_stop(srv.retainer);
     weir_store_close(srv.store);
     weir_filters_free(srv.filters);
+    pthread_mutex_destroy(&srv.change_lock);
     weir_script_pool_free(srv.scripts);
     weir_metrics_free(srv.metrics);
     weir_info("serve", "stopped");

@@ -1,56 +1,32 @@
 /*
- * weir's own events about the changes made through the API: each enters the namespace it
- * concerns right after the change committed, as an event born inside (see weir_system_event).
+ * weir's own events about the changes made through the API. Each is the follow-up of the change
+ * it reports (store.h): the store writer applies it right after the change, in the same
+ * transaction, only when the change succeeded. So after any crash the change and its event
+ * (with its outbox row and the deliveries of the listeners it wakes) are both stored, or neither
+ * is; and a change the store cannot take (a full queue, failing storage) is refused whole, with
+ * no event to keep trying.
  *
- * The change and its event are two transactions. The event reports something that already
- * happened, so it is not dropped when the store is busy (a full queue) or failing: it is tried
- * again, with a growing wait, until it is stored. Its id is fixed before the first try, so a
- * try that failed after its commit (a failed fsync) makes the next one a duplicate, stored
- * once. What remains is a crash between the two commits, and a stop while storage keeps
- * failing: both are logged.
+ * The event is built, encoded and matched against the namespace's listeners before the change,
+ * on the request's thread, so its type must be known then: the callers decide between created
+ * and updated under the server's change lock (see api.c and filters.c), which makes the look
+ * exact. A listener is thus matched as the namespace's listeners stood before the change: a new
+ * one is not woken by its own creation, and a deleted one's match of its own deletion is ignored
+ * by the store, the listener being gone when the event is written.
  */
 #include <string.h>
-#include <time.h>
 
 #include "http/internal.h"
 
-#define RETRY_FIRST_MS 10
-#define RETRY_MAX_MS   1000
-#define RETRY_STOP_MS  2000 /* once weir stops, the time left to store it */
-
-static void pause_ms(unsigned ms)
+weir_store_write_t *weir_system_prepare(weir_server_t *srv, weir_system_t *sys, const char *ns,
+                                        const char *type, const char *key, const char *value)
 {
-    nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
-
-/* Stores the event, trying again while the store is busy or failing; returns the last status. */
-static int store_event(weir_server_t *srv, weir_store_item_t *item, const char *type)
-{
-    unsigned wait_ms = RETRY_FIRST_MS;
-    uint64_t give_up_ns = UINT64_MAX;
-    for (;;) {
-        int rc = weir_store_write_sync(srv->store, item, 1);
-        if ((rc != WEIR_EBUSY && rc != WEIR_EIO) || weir_mono_ns() >= give_up_ns) {
-            return rc;
-        }
-        if (give_up_ns == UINT64_MAX && atomic_load(&srv->stopping)) {
-            give_up_ns = weir_mono_ns() + RETRY_STOP_MS * 1000000ULL;
-        }
-        if (wait_ms == RETRY_FIRST_MS) {
-            WEIR_LOG(WEIR_LOG_WARN, "api", item->ns, "the system event %s waits (%s): trying again",
-                     type, weir_strerror(rc));
-        }
-        pause_ms(wait_ms);
-        wait_ms = wait_ms * 2 < RETRY_MAX_MS ? wait_ms * 2 : RETRY_MAX_MS;
+    memset(sys, 0, sizeof(*sys));
+    if (type == NULL || !srv->settings->system_events) {
+        return NULL;
     }
-}
-
-void weir_system_emit(weir_server_t *srv, const char *ns, const char *type, const char *key,
-                      const char *value)
-{
     bool gone = strcmp(type, WEIR_SYSTEM_NS_DELETED) == 0;
-    if (!srv->settings->system_events || (gone && srv->source == NULL)) {
-        return; /* it could only have gone out, and nothing goes out */
+    if (gone && srv->source == NULL) {
+        return NULL; /* it could only have gone out, and nothing goes out */
     }
 
     weir_buf_t data = WEIR_BUF_INIT;
@@ -61,24 +37,34 @@ void weir_system_emit(weir_server_t *srv, const char *ns, const char *type, cons
         weir_buf_json_str(&data, value, strlen(value));
     }
     weir_buf_putc(&data, '}');
-    weir_event_t *ev = weir_system_event(ns, type, value, data.data);
+    sys->ev = weir_system_event(ns, type, value, data.data);
     weir_buf_free(&data);
-    if (ev == NULL) {
-        return;
+    if (sys->ev == NULL) {
+        return NULL;
     }
 
-    weir_store_item_t item = {.ns = ns, .ev = ev, .born_inside = true, .outbox_only = gone};
+    sys->type = type;
+    sys->item =
+        (weir_store_item_t){.ns = ns, .ev = sys->ev, .born_inside = true, .outbox_only = gone};
     if (!gone) {
-        weir_listeners_match_item(srv, &item);
+        weir_listeners_match_item(srv, &sys->item);
     }
-    int rc = store_event(srv, &item, type);
-    if (!gone) {
-        weir_listeners_release_item(&item);
+    sys->write = (weir_store_write_t){.items = &sys->item, .nitems = 1};
+    return &sys->write;
+}
+
+void weir_system_finish(weir_server_t *srv, weir_system_t *sys, int rc)
+{
+    if (sys->ev == NULL) {
+        return;
     }
-    if (rc != 0) {
-        WEIR_LOG(rc == WEIR_ENOTFOUND ? WEIR_LOG_INFO : WEIR_LOG_ERROR, "api", ns,
-                 "the system event %s was not stored: %s", type,
-                 rc == WEIR_ENOTFOUND ? "its namespace is gone" : weir_strerror(rc));
+    int status = sys->write.status;
+    if (rc == 0 && status != 0) {
+        WEIR_LOG(status == WEIR_ENOTFOUND ? WEIR_LOG_INFO : WEIR_LOG_ERROR, "api", sys->item.ns,
+                 "the system event %s was not stored: %s", sys->type,
+                 status == WEIR_ENOTFOUND ? "its namespace is gone" : weir_strerror(status));
     }
-    weir_ce_free(ev);
+    weir_listeners_release_item(&sys->item);
+    weir_ce_free(sys->ev);
+    sys->ev = NULL;
 }

@@ -114,33 +114,36 @@ void weir_route_close(weir_route_t *r)
     weir_free(r);
 }
 
-int weir_route_add(weir_route_t *r, const char *ns, weir_listener_t *l, char **id, weir_err_t *err)
+int weir_route_add(weir_route_t *r, const char *ns, weir_listener_t *l, weir_store_write_t *then,
+                   char **id, weir_err_t *err)
 {
-    char uuid[WEIR_UUID_STR];
-
-    weir_uuid(uuid);
-    l->id = weir_strdup(uuid);
+    if (l->id == NULL) {
+        char uuid[WEIR_UUID_STR];
+        weir_uuid(uuid);
+        l->id = weir_strdup(uuid);
+    }
     l->ns = weir_strdup(ns);
     l->created_us = weir_wall_us();
     char *spec = cJSON_PrintUnformatted(l->doc);
     weir_store_listener_t s = {.id = l->id, .ns = l->ns, .spec = spec, .created_us = l->created_us};
-    int rc = weir_store_listener_put(r->store, &s, err);
+    int rc = weir_store_listener_put_then(r->store, &s, then, err);
     cJSON_free(spec);
     if (rc != 0) {
         weir_route_listener_free(l);
         return rc;
     }
 
+    *id = weir_strdup(l->id); /* before l joins the set, where a removal may free it */
     pthread_rwlock_wrlock(&r->lock);
     set_add(r, l);
     pthread_rwlock_unlock(&r->lock);
-    *id = weir_strdup(uuid);
     return 0;
 }
 
-int weir_route_remove(weir_route_t *r, const char *ns, const char *id, weir_err_t *err)
+int weir_route_remove(weir_route_t *r, const char *ns, const char *id, weir_store_write_t *then,
+                      weir_err_t *err)
 {
-    int rc = weir_store_listener_delete(r->store, ns, id, err);
+    int rc = weir_store_listener_delete_then(r->store, ns, id, then, err);
     if (rc != 0) {
         return rc;
     }

@@ -117,14 +117,19 @@ int weir_route_open(weir_store_t *store, weir_route_t **out, weir_err_t *err);
 void weir_route_close(weir_route_t *r);
 
 /*
- * Gives l (parsed by weir_route_listener_parse) an id and a creation time, stores it in ns and
- * starts matching it. Takes l in every case. On success *id is a copy of the new id, for the
- * caller to free. Errors: WEIR_ENOTFOUND (no such namespace), WEIR_EIO. Any thread.
+ * Gives l (parsed by weir_route_listener_parse) an id, unless the caller set l->id already, and a
+ * creation time, stores it in ns with the follow-up then (NULL for none: see
+ * weir_store_listener_put_then) and starts matching it. Takes l in every case. On success *id
+ * is a copy of the id, for the caller to free. Errors: WEIR_ENOTFOUND (no such namespace),
+ * WEIR_EEXIST (the caller's id is taken), WEIR_EBUSY, WEIR_EIO. Any thread.
  */
-int weir_route_add(weir_route_t *r, const char *ns, weir_listener_t *l, char **id, weir_err_t *err);
+int weir_route_add(weir_route_t *r, const char *ns, weir_listener_t *l, weir_store_write_t *then,
+                   char **id, weir_err_t *err);
 
-/* Deletes a listener of ns with its state and pending deliveries; WEIR_ENOTFOUND. */
-int weir_route_remove(weir_route_t *r, const char *ns, const char *id, weir_err_t *err);
+/* Deletes a listener of ns with its state and pending deliveries, with the follow-up then (NULL
+ * for none: see weir_store_listener_delete_then); WEIR_ENOTFOUND. */
+int weir_route_remove(weir_route_t *r, const char *ns, const char *id, weir_store_write_t *then,
+                      weir_err_t *err);
 
 /* Forgets the listeners of a namespace that was deleted (the store removed their rows). */
 void weir_route_ns_deleted(weir_route_t *r, const char *ns);

@@ -31,6 +31,12 @@ typedef struct weir_store_backend {
      */
     int (*commit)(void *db);
     /*
+     * Writer: takes the whole transaction back, in place of commit, when a job of several parts
+     * (a change and its follow-up) failed with WEIR_EIO after an earlier part succeeded: no
+     * savepoint undoes the earlier part alone.
+     */
+    void (*rollback)(void *db);
+    /*
      * Syncer: makes every commit made before the call durable (unless the store was opened
      * with no_sync), and does any upkeep that must follow durability (checkpoints). Runs on
      * its own thread, beside the writer's next transaction. WEIR_EIO when it failed.
@@ -57,6 +63,8 @@ typedef struct weir_store_backend {
      * sorted by namespace and name. */
     int (*filter_list)(void *db, const char *ns, weir_store_filter_t **out, size_t *n,
                        weir_err_t *err);
+    /* Read: whether ns has a filter of this name. */
+    int (*filter_exists)(void *db, const char *ns, const char *name, bool *exists, weir_err_t *err);
     /* Writer, outside any transaction: commits a tiny write to learn whether storage works. */
     int (*probe)(void *db);
 
@@ -118,8 +126,21 @@ typedef struct weir_store_backend {
 typedef int (*weir_store_call_fn)(const weir_store_backend_t *be, void *db, void *arg);
 
 /* Runs fn on the writer thread, in order with the writes around it, and waits until its commit
- * is durable; returns fn's status (or WEIR_EIO, WEIR_ECLOSED). */
+ * is durable; returns fn's status (or WEIR_EIO, WEIR_ECLOSED). For the store's own upkeep: it is
+ * not bounded by queue_max. */
 int weir_store_call(weir_store_t *store, weir_store_call_fn fn, void *arg);
+
+/* The same for a change (store.h): counted against queue_max (WEIR_EBUSY when the queue is
+ * full), with the follow-up then (NULL for none) applied after fn when fn returned 0. */
+int weir_store_change(weir_store_t *store, weir_store_call_fn fn, void *arg,
+                      weir_store_write_t *then);
+
+/* Fills err for the statuses that a job gets from the queue and the writer rather than from its
+ * own work (WEIR_EBUSY, WEIR_ECLOSED, WEIR_EIO and anything unexpected); returns rc. */
+int weir_store_job_err(int rc, weir_err_t *err);
+
+/* True when no field of r is below -1. */
+bool weir_store_retention_ok(const weir_store_retention_t *r);
 
 /* The backend of an open store and its database, for reads from other files of the store. */
 void weir_store_backend_of(weir_store_t *store, const weir_store_backend_t **be, void **db);

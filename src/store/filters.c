@@ -1,6 +1,6 @@
 /*
  * Filters in the store: their names, and saving and deleting them through the writer so that a
- * change commits in order with the writes around it.
+ * change commits in order with the writes around it (and with its follow-up, when it has one).
  */
 #include <string.h>
 
@@ -56,37 +56,61 @@ static int delete_on_writer(const weir_store_backend_t *be, void *db, void *arg)
 
 static int job_error(int rc, const char *what, weir_err_t *err)
 {
-    switch (rc) {
-    case 0:
-        return 0;
-    case WEIR_ENOTFOUND:
+    if (rc == WEIR_ENOTFOUND) {
         return weir_err_set(err, rc, NULL, "%s does not exist", what);
-    case WEIR_ECLOSED:
-        return weir_err_set(err, rc, NULL, "the store is closing");
-    default:
-        return weir_err_set(err, rc, NULL, "storage failed; see the server log");
     }
+    return weir_store_job_err(rc, err);
 }
 
-int weir_store_filter_put(weir_store_t *store, const char *ns, const char *name, const char *src,
-                          size_t len, bool *created, weir_err_t *err)
+int weir_store_filter_put_then(weir_store_t *store, const char *ns, const char *name,
+                               const char *src, size_t len, weir_store_write_t *then, bool *created,
+                               weir_err_t *err)
 {
+    if (created != NULL) {
+        *created = false;
+    }
     int rc = weir_store_filter_name_valid(name, err);
     if (rc != 0) {
         return rc;
     }
     filter_job_t job = {.ns = ns, .name = name, .src = src, .len = len};
-    rc = weir_store_call(store, put_on_writer, &job);
+    rc = weir_store_change(store, put_on_writer, &job, then);
     if (created != NULL) {
         *created = rc == 0 && job.created;
     }
     return job_error(rc, "the namespace", err);
 }
 
-int weir_store_filter_delete(weir_store_t *store, const char *ns, const char *name, weir_err_t *err)
+int weir_store_filter_put(weir_store_t *store, const char *ns, const char *name, const char *src,
+                          size_t len, bool *created, weir_err_t *err)
+{
+    return weir_store_filter_put_then(store, ns, name, src, len, NULL, created, err);
+}
+
+int weir_store_filter_delete_then(weir_store_t *store, const char *ns, const char *name,
+                                  weir_store_write_t *then, weir_err_t *err)
 {
     filter_job_t job = {.ns = ns, .name = name};
-    return job_error(weir_store_call(store, delete_on_writer, &job), "the filter", err);
+    return job_error(weir_store_change(store, delete_on_writer, &job, then), "the filter", err);
+}
+
+int weir_store_filter_delete(weir_store_t *store, const char *ns, const char *name, weir_err_t *err)
+{
+    return weir_store_filter_delete_then(store, ns, name, NULL, err);
+}
+
+int weir_store_filter_exists(weir_store_t *store, const char *ns, const char *name, bool *exists,
+                             weir_err_t *err)
+{
+    const weir_store_backend_t *be;
+    void *db;
+
+    *exists = false;
+    if (ns == NULL || name == NULL) {
+        return weir_err_set(err, WEIR_EINVAL, ns == NULL ? "namespace" : "name", "not given");
+    }
+    weir_store_backend_of(store, &be, &db);
+    return be->filter_exists(db, ns, name, exists, err);
 }
 
 int weir_store_filter_list(weir_store_t *store, const char *ns, weir_store_filter_t **out,

@@ -1,7 +1,7 @@
 /*
  * listeners.c: the backend-neutral part of listeners and deliveries: listener changes go
- * through the writer queue (so that they commit in order with the events around them), reads
- * go straight to the backend.
+ * through the writer queue (so that they commit in order with the events around them, and with
+ * their follow-up), reads go straight to the backend.
  */
 #include <pthread.h>
 #include <string.h>
@@ -29,38 +29,48 @@ static int delete_fn(const weir_store_backend_t *be, void *db, void *arg)
     return be->listener_delete(db, job->ns, job->id);
 }
 
-int weir_store_listener_put(weir_store_t *store, const weir_store_listener_t *l, weir_err_t *err)
+int weir_store_listener_put_then(weir_store_t *store, const weir_store_listener_t *l,
+                                 weir_store_write_t *then, weir_err_t *err)
 {
     put_job_t job = {.l = l};
 
     if (l == NULL || l->id == NULL || l->ns == NULL || l->spec == NULL) {
         return weir_err_set(err, WEIR_EINVAL, NULL, "listener incomplete");
     }
-    int rc = weir_store_call(store, put_fn, &job);
+    int rc = weir_store_change(store, put_fn, &job, then);
     switch (rc) {
-    case 0:
-        return 0;
     case WEIR_ENOTFOUND:
         return weir_err_set(err, rc, "namespace", "namespace does not exist");
     case WEIR_EEXIST:
         return weir_err_set(err, rc, "id", "a listener with this id exists");
     default:
-        return weir_err_set(err, rc, NULL, "storage failed; see the server log");
+        return weir_store_job_err(rc, err);
     }
 }
 
-int weir_store_listener_delete(weir_store_t *store, const char *ns, const char *id, weir_err_t *err)
+int weir_store_listener_put(weir_store_t *store, const weir_store_listener_t *l, weir_err_t *err)
+{
+    return weir_store_listener_put_then(store, l, NULL, err);
+}
+
+int weir_store_listener_delete_then(weir_store_t *store, const char *ns, const char *id,
+                                    weir_store_write_t *then, weir_err_t *err)
 {
     delete_job_t job = {.ns = ns, .id = id};
 
     if (ns == NULL || id == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "id", "not given");
     }
-    int rc = weir_store_call(store, delete_fn, &job);
+    int rc = weir_store_change(store, delete_fn, &job, then);
     if (rc == WEIR_ENOTFOUND) {
         return weir_err_set(err, rc, "id", "no such listener");
     }
-    return rc == 0 ? 0 : weir_err_set(err, rc, NULL, "storage failed; see the server log");
+    return weir_store_job_err(rc, err);
+}
+
+int weir_store_listener_delete(weir_store_t *store, const char *ns, const char *id, weir_err_t *err)
+{
+    return weir_store_listener_delete_then(store, ns, id, NULL, err);
 }
 
 int weir_store_listeners(weir_store_t *store, const char *ns, const char *after, size_t limit,

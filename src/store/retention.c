@@ -39,7 +39,7 @@ typedef struct trim_job {
     size_t deleted;
 } trim_job_t;
 
-static bool retention_ok(const weir_store_retention_t *r)
+bool weir_store_retention_ok(const weir_store_retention_t *r)
 {
     return r->max_age_us >= -1 && r->max_count >= -1;
 }
@@ -66,16 +66,10 @@ static int run_set(const weir_store_backend_t *be, void *db, void *arg)
 
 static int call_err(int rc, weir_err_t *err)
 {
-    switch (rc) {
-    case 0:
-        return 0;
-    case WEIR_ENOTFOUND:
+    if (rc == WEIR_ENOTFOUND) {
         return weir_err_set(err, rc, "namespace", "namespace does not exist");
-    case WEIR_ECLOSED:
-        return weir_err_set(err, rc, NULL, "the store is closing");
-    default:
-        return weir_err_set(err, rc, NULL, "storage failed; see the server log");
     }
+    return weir_store_job_err(rc, err);
 }
 
 int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_store_retention_t *r,
@@ -83,10 +77,10 @@ int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_sto
 {
     set_job_t job = {.ns = ns, .r = r};
 
-    if (ns == NULL || r == NULL || !retention_ok(r)) {
+    if (ns == NULL || r == NULL || !weir_store_retention_ok(r)) {
         return weir_err_set(err, WEIR_EINVAL, "retention", "not a valid retention");
     }
-    return call_err(weir_store_call(store, run_set, &job), err);
+    return call_err(weir_store_change(store, run_set, &job, NULL), err);
 }
 
 int weir_store_retention_cut(weir_store_t *store, const char *ns,

@@ -731,10 +731,16 @@ static int sq_begin(void *db)
 
 static void sq_rollback(sqlite_db_t *d)
 {
-
     if (!sqlite3_get_autocommit(d->writer->db)) {
         exec_stmt(d->writer, ST_ROLLBACK);
     }
+}
+
+/* What the transaction counted (outbox rows, deliveries) is dropped with it: only a commit adds
+ * it to the totals, and the next begin starts the counts afresh. */
+static void sq_abandon(void *db)
+{
+    sq_rollback(db);
 }
 
 static int sq_commit(void *db)
@@ -1615,6 +1621,27 @@ static int sq_filter_delete(void *db, const char *ns, const char *name)
     return sqlite3_changes(d->writer->db) > 0 ? 0 : WEIR_ENOTFOUND;
 }
 
+static int sq_filter_find(void *db, const char *ns, const char *name, bool *exists, weir_err_t *err)
+{
+    conn_t *c;
+    sqlite3_stmt *st;
+    int rc = reader_stmt(db, ST_FILTER_FIND, &c, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_text(st, 1, ns);
+    bind_text(st, 2, name);
+    rc = sqlite3_step(st);
+    *exists = rc == SQLITE_ROW;
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    if (failed) {
+        log_failure(c->db, "find filter");
+    }
+    stmt_done(st);
+    reader_give(db, c);
+    return failed ? weir_err_set(err, WEIR_EIO, NULL, "storage failed; see the server log") : 0;
+}
+
 static void filter_fill(sqlite3_stmt *st, weir_store_filter_t *f)
 {
     f->ns = weir_strdup((const char *)sqlite3_column_text(st, 0));
@@ -1707,6 +1734,7 @@ const weir_store_backend_t weir_store_sqlite = {
     .ns_load = sq_ns_load,
     .begin = sq_begin,
     .commit = sq_commit,
+    .rollback = sq_abandon,
     .sync = sq_sync,
     .write = sq_write,
     .ns_create = sq_ns_create,
@@ -1714,6 +1742,7 @@ const weir_store_backend_t weir_store_sqlite = {
     .filter_put = sq_filter_put,
     .filter_delete = sq_filter_delete,
     .filter_list = sq_filter_list,
+    .filter_exists = sq_filter_find,
     .probe = sq_probe,
     .history = sq_history,
     .since = sq_since,

@@ -31,18 +31,23 @@ typedef struct waiter {
     int status;
 } waiter_t;
 
-/* A namespace change. It travels through the write queue so that it commits in order with the
- * writes around it; the writer tells it from a write by its done callback. */
-typedef struct ns_job {
+/* A job that is not a write: a change (store.h) or the store's own upkeep. It travels through
+ * the write queue so that it commits in order with the writes around it; the writer tells it
+ * from a write by its done callback. A change's follow-up travels inside it, so that nothing can
+ * split the two between transactions. */
+typedef struct job {
     weir_store_write_t w;
     int op;
     const char *name;
     int64_t created_us;
+    const weir_store_retention_t *retention; /* NS_CREATE: set with the creation, or NULL */
     bool created;
+    bool counted;             /* a change: bounded by queue_max */
+    weir_store_write_t *then; /* the change's follow-up, or NULL */
     waiter_t wait;
     weir_store_call_fn fn; /* JOB_CALL: runs on the writer thread */
     void *fn_arg;
-} ns_job_t;
+} job_t;
 
 struct weir_store {
     const weir_store_backend_t *be;
@@ -55,7 +60,7 @@ struct weir_store {
     pthread_cond_t wake;
     weir_store_write_t *head;
     weir_store_write_t *tail;
-    size_t depth; /* writes waiting, namespace jobs not counted */
+    size_t depth; /* writes and changes waiting (the store's own jobs not counted) */
     bool closing;
     pthread_t writer;
     atomic_bool ready;
@@ -118,27 +123,39 @@ static int waiter_wait(waiter_t *wt)
     return status;
 }
 
-/* The tag of namespace jobs; never called. */
-static void ns_job_tag(weir_store_write_t *w, int status, void *arg)
+/* The tag of jobs; never called. */
+static void job_tag(weir_store_write_t *w, int status, void *arg)
 {
 }
 
-static bool is_ns_job(const weir_store_write_t *w)
+static bool is_job(const weir_store_write_t *w)
 {
-    return w->done == ns_job_tag;
+    return w->done == job_tag;
 }
 
-static bool is_write(const weir_store_write_t *w)
+/* Whether w counts against queue_max: a write or a change. */
+static bool is_counted(const weir_store_write_t *w)
 {
-    return !is_ns_job(w);
+    return !is_job(w) || ((const job_t *)w)->counted;
+}
+
+/* The write whose events a job stored, for the watch: a write itself, or a change's follow-up
+ * that was stored with it. */
+static const weir_store_write_t *stored_by(const weir_store_write_t *w)
+{
+    if (!is_job(w)) {
+        return w;
+    }
+    const job_t *job = (const job_t *)w;
+    return job->then != NULL && job->then->status == 0 ? job->then : NULL;
 }
 
 /* The namespace a job deletes, or NULL. */
 static const char *deleted_ns(const weir_store_write_t *w)
 {
-    const ns_job_t *job = (const ns_job_t *)w;
+    const job_t *job = (const job_t *)w;
 
-    return is_ns_job(w) && job->op == NS_DELETE ? job->name : NULL;
+    return is_job(w) && job->op == NS_DELETE ? job->name : NULL;
 }
 
 /* ---- the namespace set ----------------------------------------------------------------- */
@@ -228,7 +245,7 @@ static size_t take_batch(weir_store_t *s, bool *stop)
         weir_store_write_t *w = s->head;
         s->head = w->next;
         w->next = NULL;
-        s->depth -= is_ns_job(w) ? 0 : 1;
+        s->depth -= is_counted(w) ? 1 : 0;
         s->batch[n++] = w;
     }
     if (s->head == NULL) {
@@ -239,24 +256,58 @@ static size_t take_batch(weir_store_t *s, bool *stop)
     return n;
 }
 
-static int apply_job(weir_store_t *s, weir_store_write_t *w)
+/* A namespace's creation and the retention set with it. A retention that fails with WEIR_EIO
+ * after the namespace was created cannot be undone alone: *lost says the transaction must go. */
+static int apply_create(weir_store_t *s, job_t *job, bool *lost)
 {
-    if (!is_ns_job(w)) {
+    int rc = s->be->ns_create(s->db, job->name, job->created_us, &job->created);
+    if (rc != 0 || job->retention == NULL) {
+        return rc;
+    }
+    rc = s->be->retention_set(s->db, job->name, job->retention);
+    *lost = rc == WEIR_EIO && job->created;
+    return rc;
+}
+
+static int apply_change(weir_store_t *s, job_t *job, bool *lost)
+{
+    switch (job->op) {
+    case JOB_CALL:
+        return job->fn(s->be, s->db, job->fn_arg);
+    case NS_CREATE:
+        return apply_create(s, job, lost);
+    default:
+        return s->be->ns_delete(s->db, job->name);
+    }
+}
+
+/*
+ * Applies a job; a change, then its follow-up when it succeeded. The backend undoes a failed
+ * write alone, but not the change before it: a follow-up that fails with WEIR_EIO sets *lost,
+ * and the whole transaction is rolled back, so that the change never commits without its event.
+ * A follow-up that fails otherwise (its namespace gone) leaves the change standing.
+ */
+static int apply_job(weir_store_t *s, weir_store_write_t *w, bool *lost)
+{
+    if (!is_job(w)) {
         return s->be->write(s->db, w);
     }
 
-    ns_job_t *job = (ns_job_t *)w;
-    if (job->op == JOB_CALL) {
-        return job->fn(s->be, s->db, job->fn_arg);
+    job_t *job = (job_t *)w;
+    int rc = apply_change(s, job, lost);
+    if (rc != 0 || job->then == NULL) {
+        return rc;
     }
-    if (job->op == NS_CREATE) {
-        return s->be->ns_create(s->db, job->name, job->created_us, &job->created);
+    job->then->status = s->be->write(s->db, job->then);
+    if (job->then->status == WEIR_EIO) {
+        *lost = true;
+        return WEIR_EIO;
     }
-    return s->be->ns_delete(s->db, job->name);
+    return 0;
 }
 
 /* Once its commit is durable, the namespace set learns what a namespace job changed. */
-static void apply_ns_change(weir_store_t *s, const ns_job_t *job)
+static void apply_ns_change(weir_store_t *s, const job_t *job)
 {
     if (job->op == JOB_CALL) {
         return;
@@ -288,8 +339,14 @@ static void release_items(weir_store_write_t *w, int status)
 /* Tells a job how it ended. A done callback may free its write: nothing touches it after. */
 static void finish_job(weir_store_t *s, weir_store_write_t *w, int status)
 {
-    if (is_ns_job(w)) {
-        waiter_finish(&((ns_job_t *)w)->wait, status);
+    if (is_job(w)) {
+        job_t *job = (job_t *)w;
+        if (job->then != NULL) {
+            /* Not written when the change failed, whatever its own write said. */
+            job->then->status = status != 0 ? status : job->then->status;
+            release_items(job->then, job->then->status);
+        }
+        waiter_finish(&job->wait, status);
         return;
     }
     release_items(w, status);
@@ -318,10 +375,16 @@ static void hand_to_syncer(weir_store_t *s, weir_store_write_t *head, weir_store
 static void run_batch(weir_store_t *s, size_t n)
 {
     int rc = s->be->begin(s->db);
+    bool lost = false;
 
     for (size_t i = 0; i < n; i++) {
-        s->batch[i]->status = rc == 0 ? apply_job(s, s->batch[i]) : WEIR_EIO;
+        s->batch[i]->status = rc == 0 && !lost ? apply_job(s, s->batch[i], &lost) : WEIR_EIO;
         s->batch[i]->next = i + 1 < n ? s->batch[i + 1] : NULL;
+    }
+    if (rc == 0 && lost) {
+        weir_error(MODULE, "a change could not be stored whole: its transaction is rolled back");
+        s->be->rollback(s->db);
+        rc = WEIR_EIO;
     }
     if (rc == 0) {
         rc = s->be->commit(s->db);
@@ -341,8 +404,8 @@ static void run_batch(weir_store_t *s, size_t n)
 static void apply_ns_changes(weir_store_t *s, const weir_store_write_t *list)
 {
     for (const weir_store_write_t *w = list; w != NULL; w = w->next) {
-        if (is_ns_job(w) && w->status == 0) {
-            apply_ns_change(s, (const ns_job_t *)w);
+        if (is_job(w) && w->status == 0) {
+            apply_ns_change(s, (const job_t *)w);
         }
     }
 }
@@ -410,7 +473,7 @@ static void *syncer_main(void *arg)
         set_ready(s, rc == 0);
         if (rc == 0) {
             apply_ns_changes(s, list);
-            weir_store_watch_note(s->watch, list, is_write, deleted_ns);
+            weir_store_watch_note(s->watch, list, stored_by, deleted_ns);
         }
         while (list != NULL) {
             weir_store_write_t *next = list->next;
@@ -633,23 +696,47 @@ int weir_store_ns_valid(const char *name, weir_err_t *err)
     return 0;
 }
 
-static int run_ns_job(weir_store_t *s, ns_job_t *job, weir_err_t *err)
+static bool write_ok(const weir_store_write_t *w);
+static void encode_items(weir_store_write_t *w);
+
+/* Queues a job and waits until the writer finished it; returns its status. A change's follow-up
+ * is encoded here, on the caller's thread, as weir_store_submit does for a write. */
+static int run_job(weir_store_t *s, job_t *job)
 {
-    job->w.done = ns_job_tag;
+    job->w.done = job_tag;
     waiter_init(&job->wait);
-
-    int rc = enqueue(s, &job->w, false);
-    if (rc != 0) {
-        /* Never queued: the writer cannot finish it, so release the waiter here. */
-        waiter_finish(&job->wait, rc);
+    if (job->then != NULL) {
+        encode_items(job->then);
+        job->then->received_us = weir_wall_us();
+        job->then->status = 0;
     }
-    rc = waiter_wait(&job->wait);
 
+    int rc = enqueue(s, &job->w, job->counted);
+    if (rc != 0) {
+        /* Never queued: the writer cannot finish it, so finish it here. */
+        finish_job(s, &job->w, rc);
+    }
+    return waiter_wait(&job->wait);
+}
+
+/* 0 when then is NULL or a write that could be submitted (its done aside). */
+static int then_check(const weir_store_write_t *then, weir_err_t *err)
+{
+    if (then == NULL || write_ok(then)) {
+        return 0;
+    }
+    return weir_err_set(err, WEIR_EINVAL, NULL, "the change's follow-up is not a valid write");
+}
+
+int weir_store_job_err(int rc, weir_err_t *err)
+{
     switch (rc) {
     case 0:
         return 0;
-    case WEIR_ENOTFOUND:
-        return weir_err_set(err, rc, "namespace", "no such namespace");
+    case WEIR_EINVAL:
+        return weir_err_set(err, rc, NULL, "the change's follow-up is not a valid write");
+    case WEIR_EBUSY:
+        return weir_err_set(err, rc, NULL, "the store queue is full; retry later");
     case WEIR_ECLOSED:
         return weir_err_set(err, rc, NULL, "the store is closing");
     default:
@@ -657,32 +744,67 @@ static int run_ns_job(weir_store_t *s, ns_job_t *job, weir_err_t *err)
     }
 }
 
-int weir_store_ns_create(weir_store_t *store, const char *name, bool *created, weir_err_t *err)
+static int ns_job_err(int rc, weir_err_t *err)
 {
-    ns_job_t job = {.op = NS_CREATE, .name = name, .created_us = weir_wall_us()};
+    if (rc == WEIR_ENOTFOUND) {
+        return weir_err_set(err, rc, "namespace", "no such namespace");
+    }
+    return weir_store_job_err(rc, err);
+}
+
+int weir_store_ns_put(weir_store_t *store, const char *name, const weir_store_retention_t *r,
+                      weir_store_write_t *then, bool *created, weir_err_t *err)
+{
+    job_t job = {.op = NS_CREATE,
+                 .name = name,
+                 .created_us = weir_wall_us(),
+                 .retention = r,
+                 .counted = true,
+                 .then = then};
 
     if (created != NULL) {
         *created = false;
     }
     int rc = weir_store_ns_valid(name, err);
+    if (rc == 0 && r != NULL && !weir_store_retention_ok(r)) {
+        rc = weir_err_set(err, WEIR_EINVAL, "retention", "not a valid retention");
+    }
+    if (rc == 0) {
+        rc = then_check(then, err);
+    }
     if (rc != 0) {
         return rc;
     }
-    rc = run_ns_job(store, &job, err);
+    rc = run_job(store, &job);
     if (rc == 0 && created != NULL) {
         *created = job.created;
     }
-    return rc;
+    return ns_job_err(rc, err);
 }
 
-int weir_store_ns_delete(weir_store_t *store, const char *name, weir_err_t *err)
+int weir_store_ns_create(weir_store_t *store, const char *name, bool *created, weir_err_t *err)
 {
-    ns_job_t job = {.op = NS_DELETE, .name = name};
+    return weir_store_ns_put(store, name, NULL, NULL, created, err);
+}
+
+int weir_store_ns_delete_then(weir_store_t *store, const char *name, weir_store_write_t *then,
+                              weir_err_t *err)
+{
+    job_t job = {.op = NS_DELETE, .name = name, .counted = true, .then = then};
 
     if (name == NULL) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "must not be empty");
     }
-    return run_ns_job(store, &job, err);
+    int rc = then_check(then, err);
+    if (rc != 0) {
+        return rc;
+    }
+    return ns_job_err(run_job(store, &job), err);
+}
+
+int weir_store_ns_delete(weir_store_t *store, const char *name, weir_err_t *err)
+{
+    return weir_store_ns_delete_then(store, name, NULL, err);
 }
 
 bool weir_store_ns_exists(weir_store_t *store, const char *name)
@@ -791,15 +913,23 @@ static void encode_items(weir_store_write_t *w)
     weir_free(slots);
 }
 
-int weir_store_submit(weir_store_t *store, weir_store_write_t *w)
+static bool write_ok(const weir_store_write_t *w)
 {
-    if (w == NULL || w->done == NULL || (w->nitems > 0 && w->items == NULL)) {
-        return WEIR_EINVAL;
+    if (w->nitems > 0 && w->items == NULL) {
+        return false;
     }
     for (size_t i = 0; i < w->nitems; i++) {
         if (!item_ok(&w->items[i])) {
-            return WEIR_EINVAL;
+            return false;
         }
+    }
+    return true;
+}
+
+int weir_store_submit(weir_store_t *store, weir_store_write_t *w)
+{
+    if (w == NULL || w->done == NULL || !write_ok(w)) {
+        return WEIR_EINVAL;
     }
 
     encode_items(w);
@@ -925,9 +1055,20 @@ bool weir_store_wait(weir_store_t *store, const char *ns, int64_t after_seq, uin
 
 int weir_store_call(weir_store_t *store, weir_store_call_fn fn, void *arg)
 {
-    ns_job_t job = {.op = JOB_CALL, .fn = fn, .fn_arg = arg};
+    job_t job = {.op = JOB_CALL, .fn = fn, .fn_arg = arg};
 
-    return run_ns_job(store, &job, NULL);
+    return run_job(store, &job);
+}
+
+int weir_store_change(weir_store_t *store, weir_store_call_fn fn, void *arg,
+                      weir_store_write_t *then)
+{
+    job_t job = {.op = JOB_CALL, .fn = fn, .fn_arg = arg, .counted = true, .then = then};
+
+    if (then_check(then, NULL) != 0) {
+        return WEIR_EINVAL;
+    }
+    return run_job(store, &job);
 }
 
 void weir_store_backend_of(weir_store_t *store, const weir_store_backend_t **be, void **db)

@@ -56,8 +56,33 @@ void weir_store_close(weir_store_t *store);
 /* True while the database is open and the last commit (or a probe) succeeded. */
 bool weir_store_ready(weir_store_t *store);
 
-/* Writes waiting in the queue now. */
+/* Writes and changes waiting in the queue now. */
 size_t weir_store_queue_depth(weir_store_t *store);
+
+/* ---- changes and their follow-ups ------------------------------------------------------ */
+
+/*
+ * A change (a namespace created or deleted, a filter saved or deleted, a listener created or
+ * deleted, a retention set) goes through the writer queue, so that it commits in order with the
+ * writes around it, and counts as one write against queue_max: while the queue is full it is
+ * refused with WEIR_EBUSY and nothing of it is made. The functions that make one are
+ * synchronous: they return once its commit is durable.
+ *
+ * The *_then functions take a follow-up, then (NULL for none): a write, weir's own event about
+ * the change, that the writer applies right after the change, in the same transaction, and only
+ * when the change succeeded, so that after a crash the change and its event are both stored or
+ * neither is. The two are queued as one job, never split between transactions. then is prepared
+ * as for weir_store_submit, but done is not used: its events are encoded by the change function,
+ * on the caller's thread, and the caller keeps it alive until the function returns.
+ *
+ * When the function returns 0, then->status is 0 when the follow-up was stored too, or the error
+ * of its own write when it failed alone and the change stands (WEIR_ENOTFOUND: its namespace is
+ * gone; WEIR_EBUSY: an item that must go out found the outbox full). A follow-up that fails with
+ * WEIR_EIO cannot be undone apart from its change: the whole transaction is rolled back, and the
+ * function (with every write of the same transaction) fails with WEIR_EIO. When the function
+ * returns an error, nothing of the follow-up was written.
+ */
+typedef struct weir_store_write weir_store_write_t;
 
 /* ---- namespaces ------------------------------------------------------------------------ */
 
@@ -69,11 +94,25 @@ size_t weir_store_queue_depth(weir_store_t *store);
 int weir_store_ns_valid(const char *name, weir_err_t *err);
 
 /* Creates a namespace; *created says whether it is new (creating an existing one is not an
- * error). Synchronous: returns after the commit. */
+ * error). A change (above). */
 int weir_store_ns_create(weir_store_t *store, const char *name, bool *created, weir_err_t *err);
 
-/* Deletes a namespace with its events; WEIR_ENOTFOUND when it does not exist. Synchronous. */
+struct weir_store_retention;
+
+/*
+ * Creates the namespace when it does not exist (*created says whether it is new) and, when r is
+ * not NULL, sets its own retention (see weir_store_retention_set), both in one transaction with
+ * the follow-up then. WEIR_EINVAL for a bad name or retention.
+ */
+int weir_store_ns_put(weir_store_t *store, const char *name, const struct weir_store_retention *r,
+                      weir_store_write_t *then, bool *created, weir_err_t *err);
+
+/* Deletes a namespace with its events, filters and listeners; WEIR_ENOTFOUND when it does not
+ * exist. A change; the _then form with a follow-up, which can only be outbox_only (the
+ * namespace's history goes with it). */
 int weir_store_ns_delete(weir_store_t *store, const char *name, weir_err_t *err);
+int weir_store_ns_delete_then(weir_store_t *store, const char *name, weir_store_write_t *then,
+                              weir_err_t *err);
 
 /* True when the namespace exists. Answered from memory: cheap enough for every request. */
 bool weir_store_ns_exists(weir_store_t *store, const char *name);
@@ -104,13 +143,23 @@ typedef struct weir_store_filter {
 } weir_store_filter_t;
 
 /* Saves a filter's source, replacing any of the same name; *created says whether it is new.
- * WEIR_ENOTFOUND when the namespace does not exist. Synchronous: returns after the commit.
+ * WEIR_ENOTFOUND when the namespace does not exist. A change; the _then form with a follow-up.
  * The source is stored as given: compiling it is the caller's business. */
 int weir_store_filter_put(weir_store_t *store, const char *ns, const char *name, const char *src,
                           size_t len, bool *created, weir_err_t *err);
+int weir_store_filter_put_then(weir_store_t *store, const char *ns, const char *name,
+                               const char *src, size_t len, weir_store_write_t *then, bool *created,
+                               weir_err_t *err);
 
-/* Deletes a filter; WEIR_ENOTFOUND when it does not exist. Synchronous. */
+/* Deletes a filter; WEIR_ENOTFOUND when it does not exist. A change; the _then form with a
+ * follow-up. */
 int weir_store_filter_delete(weir_store_t *store, const char *ns, const char *name,
+                             weir_err_t *err);
+int weir_store_filter_delete_then(weir_store_t *store, const char *ns, const char *name,
+                                  weir_store_write_t *then, weir_err_t *err);
+
+/* Sets *exists to whether ns has a filter of this name, as committed now. A read. */
+int weir_store_filter_exists(weir_store_t *store, const char *ns, const char *name, bool *exists,
                              weir_err_t *err);
 
 /* The filters of ns (every namespace when NULL), sorted by namespace and name. Free with
@@ -149,14 +198,13 @@ typedef struct weir_store_item {
 } weir_store_item_t;
 
 /* A write: items that are committed together, or not at all. */
-typedef struct weir_store_write weir_store_write_t;
 typedef void (*weir_store_done_cb)(weir_store_write_t *w, int status, void *arg);
 
 struct weir_store_write {
     weir_store_item_t *items;
     size_t nitems;
     weir_store_done_cb done; /* called once, on a store thread, after the commit is durable or
-                                the write failed */
+                                the write failed; not used for a follow-up (see the changes) */
     void *arg;
     /* Delivery outcomes applied in the same transaction (the delivery engine's results): */
     const struct weir_store_outcome *outcomes;
@@ -164,9 +212,10 @@ struct weir_store_write {
     /* Outbox rows the source has sent, removed in the same transaction: */
     const int64_t *outbox_sent;
     size_t noutbox_sent;
+    /* Set by the store: its status, as done is told it (a follow-up's: see the changes). */
+    int status;
     /* Private to the store: */
     int64_t received_us;
-    int status;
     weir_store_write_t *next;
 };
 
@@ -298,7 +347,7 @@ typedef struct weir_store_retention {
 int weir_store_retention_get(weir_store_t *store, const char *ns, weir_store_retention_t *out,
                              weir_err_t *err);
 
-/* Sets the namespace's own retention (-1 fields return to the default). Synchronous;
+/* Sets the namespace's own retention (-1 fields return to the default). A change;
  * WEIR_ENOTFOUND when the namespace does not exist, WEIR_EINVAL below -1. */
 int weir_store_retention_set(weir_store_t *store, const char *ns, const weir_store_retention_t *r,
                              weir_err_t *err);
@@ -361,14 +410,19 @@ typedef struct weir_store_listener {
 void weir_store_listeners_free(weir_store_listener_t *list, size_t n);
 void weir_store_listener_clear(weir_store_listener_t *l);
 
-/* Creates a listener (id, ns, spec, created_us are read). Synchronous; WEIR_ENOTFOUND when the
- * namespace does not exist, WEIR_EEXIST when the id is taken. */
+/* Creates a listener (id, ns, spec, created_us are read). A change; WEIR_ENOTFOUND when the
+ * namespace does not exist, WEIR_EEXIST when the id is taken. The _then form with a follow-up. */
 int weir_store_listener_put(weir_store_t *store, const weir_store_listener_t *l, weir_err_t *err);
+int weir_store_listener_put_then(weir_store_t *store, const weir_store_listener_t *l,
+                                 weir_store_write_t *then, weir_err_t *err);
 
-/* Deletes a listener with its `and` state and its pending deliveries. Synchronous;
- * WEIR_ENOTFOUND when ns has no listener with this id. */
+/* Deletes a listener with its `and` state and its pending deliveries. A change; WEIR_ENOTFOUND
+ * when ns has no listener with this id. The _then form with a follow-up: a match of the deleted
+ * listener in it is ignored, as the listener is gone when the follow-up is written. */
 int weir_store_listener_delete(weir_store_t *store, const char *ns, const char *id,
                                weir_err_t *err);
+int weir_store_listener_delete_then(weir_store_t *store, const char *ns, const char *id,
+                                    weir_store_write_t *then, weir_err_t *err);
 
 /* Listeners of ns (every namespace when ns is NULL) with an id above after (NULL: from the
  * first), sorted by id, at most limit. Free with weir_store_listeners_free. */

@@ -128,7 +128,7 @@ static bool note_write(weir_store_watch_t *w, const weir_store_write_t *wr)
 }
 
 void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list,
-                           bool (*counts)(const weir_store_write_t *),
+                           const weir_store_write_t *(*stored)(const weir_store_write_t *),
                            const char *(*deleted)(const weir_store_write_t *))
 {
     bool moved = false;
@@ -141,8 +141,10 @@ void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list
         const char *gone = deleted(wr);
         if (gone != NULL) {
             moved = forget(w, gone) || moved;
-        } else if (counts(wr)) {
-            moved = note_write(w, wr) || moved;
+        }
+        const weir_store_write_t *events = stored(wr);
+        if (events != NULL) {
+            moved = note_write(w, events) || moved;
         }
     }
     if (moved) {

@@ -16,14 +16,15 @@ void weir_store_watch_free(weir_store_watch_t *w);
 void weir_store_watch_start(weir_store_watch_t *w, int64_t seq);
 
 /*
- * Syncer: the jobs linked through next (the store's write list) are durable. In list order, notes
- * the seq of every event that a job for which counts is true stored, and forgets the namespace
- * that deleted names (NULL for a job that deletes none), so that a namespace deleted and created
- * again in one group keeps what its new events noted. Wakes the waiters. Call before the done
- * callbacks run, since one may free its write.
+ * Syncer: the jobs linked through next (the store's write list) are durable. In list order,
+ * forgets the namespace that deleted names (NULL for a job that deletes none), then notes the seq
+ * of every event of the write that stored names (NULL for a job that stored none: the job itself
+ * for a write, a change's follow-up), so that a namespace deleted and created again in one group
+ * keeps what its new events noted. Wakes the waiters. Call before the done callbacks run, since
+ * one may free its write.
  */
 void weir_store_watch_note(weir_store_watch_t *w, const weir_store_write_t *list,
-                           bool (*counts)(const weir_store_write_t *),
+                           const weir_store_write_t *(*stored)(const weir_store_write_t *),
                            const char *(*deleted)(const weir_store_write_t *));
 
 int64_t weir_store_watch_horizon(weir_store_watch_t *w);

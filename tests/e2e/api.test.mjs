@@ -67,6 +67,35 @@ test('namespaces: bad names and methods are refused', async () => {
   await problem(await api('/api/v2/nothing'), 404);
 });
 
+test('changes with system events off: made whole, and no event is stored', async () => {
+  let res = await api('/api/v2/namespaces/quiet', { method: 'PUT', body: '{"retention":{"max_count":5}}' });
+  assert.equal(res.status, 201);
+  assert.equal((await res.json()).retention.max_count, 5, 'created with its retention');
+  res = await api('/api/v2/namespaces/quiet', { method: 'PUT', body: '{"retention":{"max_count":6}}' });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).retention.max_count, 6);
+  for (const [path, method, body, status] of [
+    ['/filters/f', 'PUT', 'return event;', 201],
+    ['/filters/f', 'PUT', 'return null;', 200],
+    ['/filters/f', 'DELETE', undefined, 204],
+  ]) {
+    res = await api(`/api/v2/namespaces/quiet${path}`, { method, body });
+    assert.equal(res.status, status, `${method} ${path}`);
+    await res.arrayBuffer();
+  }
+  res = await api('/api/v2/namespaces/quiet/events/listeners', {
+    method: 'POST', body: JSON.stringify({ mode: 'simple', events: [{ type: 't' }], sink: 'http://127.0.0.1:9/' }) });
+  assert.equal(res.status, 201);
+  const { id } = await res.json();
+  res = await api(`/api/v2/namespaces/quiet/events/listeners/${id}`, { method: 'DELETE' });
+  assert.equal(res.status, 204);
+  assert.deepEqual(await weir.history('quiet'), []);
+
+  // A change that fails is refused with nothing made: a filter of a namespace that is not there.
+  await problem(await api('/api/v2/namespaces/absent/filters/f', { method: 'PUT', body: 'return event;' }), 404);
+  await problem(await api('/api/v2/namespaces/absent'), 404);
+});
+
 test('deleting a namespace removes its events', async () => {
   await weir.createNamespace('gone');
   assert.equal((await binary('gone', 'g1')).status, 202);

@@ -178,7 +178,7 @@ test('system events are in history and wake listeners', async () => {
   }
 });
 
-test('a system event is not lost when the store queue is full', async () => {
+test('a full store queue refuses a change whole; every change made has its event', async () => {
   const broker = await new Target().start();
   // One write may wait for the writer: the broadcasts below keep the queue full.
   const weir = source(broker.url, { args: ['--queue-max', '1', '--batch-max', '1'] });
@@ -193,16 +193,99 @@ test('a system event is not lost when the store queue is full', async () => {
     for (let i = 0; i < 20; i++) {
       puts.push(fetch(`${weir.api}/api/v2/namespaces/busy/filters/f${i}`, { method: 'PUT', body: 'return event;' }));
     }
-    const statuses = (await Promise.all(puts)).map((r) => r.status);
+    const answers = await Promise.all(puts.map(async (p, i) => {
+      const res = await p;
+      return { name: `f${i}`, status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
+    }));
     stop = true;
     await Promise.all(flood);
-    assert.deepEqual(statuses, Array(20).fill(201));
+    assert.ok(answers.every((a) => a.status === 201 || a.status === 503), answers.map((a) => a.status).join());
+    for (const a of answers.filter((x) => x.status === 503)) {
+      assert.equal(a.retryAfter, '1');
+      assert.equal(a.body.detail, 'the store queue is full; retry later');
+    }
+    const made = answers.filter((a) => a.status === 201).map((a) => a.name).sort();
+    const list = await (await fetch(`${weir.api}/api/v2/namespaces/busy/filters`)).json();
+    assert.deepEqual(list.items.map((f) => f.name).sort(), made, 'exactly the filters answered 201 exist');
     const created = (await weir.history('busy')).filter((i) => i.event.type === 'io.weir.filter.created');
-    assert.equal(created.length, 20, 'every filter created has its event');
-    await until(() => byType(broker.got, 'io.weir.filter.created').length === 20, 20000, 'every event went out');
+    assert.deepEqual(created.map((i) => i.event.subject).sort(), made, 'each has its event, and only they');
+    await until(() => byType(broker.got, 'io.weir.filter.created').length === made.length, 20000, 'every event went out');
   } finally {
     await weir.cleanup();
     await broker.stop();
+  }
+});
+
+// The steps each worker takes with one namespace of its own, and the system event of each.
+const STEPS = [
+  ['PUT', '', '{"retention":{"max_count":1000}}', 'io.weir.namespace.created'],
+  ['PUT', '/filters/a', 'return event;', 'io.weir.filter.created'],
+  ['PUT', '/filters/a', 'return null;', 'io.weir.filter.updated'],
+  ['POST', '/events/listeners', null, 'io.weir.listener.created'],
+  ['DELETE', '/filters/a', null, 'io.weir.filter.deleted'],
+  ['PUT', '/filters/b', 'return event;', 'io.weir.filter.created'],
+];
+
+test('kill -9 during a burst of changes: each change that stands has its event, and no event stands without its change', async () => {
+  const port = await closedPort(); // the outbox keeps every event that would go out
+  const listener = JSON.stringify({ mode: 'simple', events: [{ type: 'com.example.never' }], sink: `http://127.0.0.1:${port}/` });
+  const weir = source(`http://127.0.0.1:${port}/`);
+  const answered = new Map(); // namespace -> steps answered (7: deleted too)
+  try {
+    await weir.start();
+    let running = true;
+    const worker = async (w) => {
+      for (let i = 0; running; i++) {
+        const ns = `k${w}-${i}`;
+        answered.set(ns, 0);
+        const steps = [...STEPS.map(([method, path, body]) => [method, path, body ?? (path ? listener : undefined)]),
+          ...(i % 2 ? [['DELETE', '', undefined]] : [])];
+        for (const [method, path, body] of steps) {
+          let res;
+          try {
+            res = await fetch(`${weir.api}/api/v2/namespaces/${ns}${path}`, { method, body });
+            await res.arrayBuffer();
+          } catch {
+            return; // weir is gone
+          }
+          assert.ok(res.status < 300, `${method} ${ns}${path}: ${res.status}`);
+          answered.set(ns, answered.get(ns) + 1);
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+    await sleep(1500);
+    assert.equal((await weir.stop('SIGKILL')).signal, 'SIGKILL');
+    running = false;
+    await Promise.all(workers);
+
+    await weir.start();
+    let rows = 0;
+    let checked = 0;
+    for (const [ns, steps] of answered) {
+      const res = await fetch(`${weir.api}/api/v2/namespaces/${ns}`);
+      if (res.status === 404) {
+        // Never created, or deleted with all its events: 6 events and the deletion's went out.
+        rows += steps > 0 ? STEPS.length + 1 : 0;
+        continue;
+      }
+      const shown = await res.json();
+      const types = (await weir.history(ns)).map((i) => i.event.type);
+      const k = types.length;
+      assert.deepEqual(types, STEPS.slice(0, k).map((s) => s[3]), `${ns}: its events are its changes, in order`);
+      assert.ok(k >= 1 && k >= Math.min(steps, STEPS.length), `${ns}: ${steps} changes answered, ${k} events`);
+      assert.equal(shown.retention.max_count, 1000, `${ns}: created with its retention`);
+      const filters = (await (await fetch(`${weir.api}/api/v2/namespaces/${ns}/filters`)).json()).items.map((f) => f.name);
+      assert.deepEqual(filters, [...(k >= 2 && k <= 4 ? ['a'] : []), ...(k >= 6 ? ['b'] : [])], `${ns}: filters after ${k} events`);
+      const listeners = (await (await fetch(`${weir.api}/api/v2/namespaces/${ns}/events/listeners`)).json()).items;
+      assert.equal(listeners.length, k >= 4 ? 1 : 0, `${ns}: listeners after ${k} events`);
+      rows += k;
+      checked++;
+    }
+    assert.ok(checked > 8, `only ${checked} namespaces were made before the kill`);
+    assert.equal(await metric(weir, 'weir_outbox_depth'), rows, 'every event, and only they, waits in the outbox');
+  } finally {
+    await weir.cleanup();
   }
 });
 

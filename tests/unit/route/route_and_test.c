@@ -51,7 +51,7 @@ static int setup(void **state)
     open_all(fx);
     assert_int_equal(weir_store_ns_create(fx->store, "ns", NULL, NULL), 0);
     assert_int_equal(weir_route_listener_parse(spec, strlen(spec), &l, NULL), 0);
-    assert_int_equal(weir_route_add(fx->route, "ns", l, &fx->id, NULL), 0);
+    assert_int_equal(weir_route_add(fx->route, "ns", l, NULL, &fx->id, NULL), 0);
     *state = fx;
     return 0;
 }
@@ -164,7 +164,7 @@ static void test_survives_reopen(void **state)
     assert_int_equal(weir_store_listener_get(fx->store, "ns", fx->id, &l, NULL), 0);
     assert_int_equal(l.pending, 1);
     weir_store_listener_clear(&l);
-    assert_int_equal(weir_route_remove(fx->route, "ns", fx->id, NULL), 0);
+    assert_int_equal(weir_route_remove(fx->route, "ns", fx->id, NULL, NULL), 0);
     expect_deliveries(fx, 0);
 }
 

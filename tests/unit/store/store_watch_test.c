@@ -16,9 +16,9 @@ typedef struct job {
     weir_store_item_t item;
 } job_t;
 
-static bool counts(const weir_store_write_t *w)
+static const weir_store_write_t *stored(const weir_store_write_t *w)
 {
-    return w->nitems > 0;
+    return w->nitems > 0 ? w : NULL;
 }
 
 static const char *deleted(const weir_store_write_t *w)
@@ -35,7 +35,7 @@ static void note(weir_store_watch_t *w, job_t *jobs, size_t n)
         jobs[i].w.nitems = jobs[i].item.seq > 0 ? 1 : 0;
         jobs[i].w.next = i + 1 < n ? &jobs[i + 1].w : NULL;
     }
-    weir_store_watch_note(w, &jobs[0].w, counts, deleted);
+    weir_store_watch_note(w, &jobs[0].w, stored, deleted);
 }
 
 static void test_deletion_forgets_the_namespace(void **state)
