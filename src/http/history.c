@@ -87,9 +87,10 @@ static int parse_cesql(weir_req_t *req, cesql_filter_t *f, weir_err_t *err)
     }
     const char *warning = weir_cesql_warning(f->prog);
     if (warning != NULL) {
+        weir_err_set(err, WEIR_EINVAL, "cesql", "%s", warning); /* it lives in the program */
         weir_cesql_free(f->prog);
         f->prog = NULL;
-        return weir_err_set(err, WEIR_EINVAL, "cesql", "%s", warning);
+        return WEIR_EINVAL;
     }
     return 0;
 }
