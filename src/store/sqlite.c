@@ -251,10 +251,21 @@ typedef struct sqlite_db {
     int lock_fd; /* <data_dir>/weir.lock, held exclusively while the store is open */
     bool no_sync;
     conn_t *writer;
-    conn_t *checkpointer;  /* used by the syncer thread only */
-    int wal_fd;            /* the WAL, opened by the syncer to fsync it; -1 until then */
-    atomic_int wal_frames; /* frames in the WAL after the last commit (the writer's WAL hook) */
-    bool txn_lost;         /* an error ended the writer's transaction before its commit */
+    int wal_fd; /* the WAL, opened by the syncer to fsync it; -1 until then */
+    /* Checkpoints (see the checkpointer thread): its connection, used under ckpt_conn_lock;
+     * what wakes it; the WAL's length at the commit that last woke it (the writer's); and
+     * whether the writer should copy the WAL's end before its next transaction. */
+    conn_t *checkpointer;
+    pthread_mutex_t ckpt_conn_lock;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_wake;
+    bool ckpt_due;
+    bool ckpt_closing;
+    bool ckpt_started;
+    pthread_t ckpt_thread;
+    int ckpt_woken_at;
+    atomic_bool restart_wanted;
+    bool txn_lost; /* an error ended the writer's transaction before its commit */
     pthread_mutex_t pool_lock;
     conn_t *idle;
     weir_sqlite_listen_t *listen; /* listeners and deliveries (sqlite_listen.c) */
@@ -513,17 +524,114 @@ static int configure_writer(sqlite3 *db, weir_err_t *err)
     return exec_sql(db, "PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0", err);
 }
 
+/* ---- checkpoints ----------------------------------------------------------------------- */
+
+/* Frames committed since the last checkpoint that start the next one (about 4 MiB). */
+#define CHECKPOINT_STEP_FRAMES 1024
+/* Past this many frames (about 16 MiB) and once a checkpoint has copied them all, the WAL is
+ * started over. */
+#define RESTART_FRAMES 4096
+
+/*
+ * Copies the WAL into the database. The checkpointer's connection syncs the WAL before copying
+ * it and the database before the WAL may be reused, so it may copy commits no sync has covered
+ * yet. PASSIVE never waits for the writer or readers: what it cannot copy now waits for the next
+ * turn. *complete says it copied every frame committed when it began.
+ */
+static void checkpoint(sqlite_db_t *d, int *frames, bool *complete)
+{
+    int log = 0;
+    int copied = 0;
+    pthread_mutex_lock(&d->ckpt_conn_lock);
+    int rc = sqlite3_wal_checkpoint_v2(d->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                       &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        log_failure(d->checkpointer->db, "checkpoint");
+    }
+    pthread_mutex_unlock(&d->ckpt_conn_lock);
+    *frames = log;
+    *complete = rc == SQLITE_OK && copied == log;
+}
+
+/*
+ * The checkpointer thread, woken every CHECKPOINT_STEP_FRAMES committed frames, keeps copies
+ * off the path of commits: the syncer only fsyncs. Under a steady load the writer always has a
+ * transaction open on a snapshot newer than what the last checkpoint copied, and SQLite starts
+ * the WAL over only in a transaction that begins with all of it copied; so once the WAL is long
+ * and a checkpoint copied all it found, the writer copies what was committed since before it
+ * begins its next transaction (sq_begin). That pause is one short checkpoint per RESTART_FRAMES.
+ */
+static void *checkpointer_main(void *arg)
+{
+    sqlite_db_t *d = arg;
+    pthread_setname_np(pthread_self(), "weir-checkpoint");
+    pthread_mutex_lock(&d->ckpt_lock);
+    for (;;) {
+        while (!d->ckpt_due && !d->ckpt_closing) {
+            pthread_cond_wait(&d->ckpt_wake, &d->ckpt_lock);
+        }
+        if (d->ckpt_closing) {
+            break;
+        }
+        d->ckpt_due = false;
+        pthread_mutex_unlock(&d->ckpt_lock);
+
+        int frames;
+        bool complete;
+        checkpoint(d, &frames, &complete);
+        if (complete && frames >= RESTART_FRAMES) {
+            atomic_store(&d->restart_wanted, true);
+        }
+        pthread_mutex_lock(&d->ckpt_lock);
+    }
+    pthread_mutex_unlock(&d->ckpt_lock);
+    return NULL;
+}
+
+/* Runs on the writer thread after each commit: frames is the WAL's length. */
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sqlite_db_t *d = arg;
-    atomic_store(&d->wal_frames, frames);
+    if (frames < d->ckpt_woken_at) {
+        d->ckpt_woken_at = 0; /* the WAL started over */
+    }
+    if (frames - d->ckpt_woken_at >= CHECKPOINT_STEP_FRAMES) {
+        d->ckpt_woken_at = frames;
+        pthread_mutex_lock(&d->ckpt_lock);
+        d->ckpt_due = true;
+        pthread_cond_signal(&d->ckpt_wake);
+        pthread_mutex_unlock(&d->ckpt_lock);
+    }
     return SQLITE_OK;
+}
+
+static int checkpointer_start(sqlite_db_t *d, weir_err_t *err)
+{
+    if (pthread_create(&d->ckpt_thread, NULL, checkpointer_main, d) != 0) {
+        return weir_err_set(err, WEIR_EIO, NULL, "cannot start the store's checkpoint thread");
+    }
+    d->ckpt_started = true;
+    return 0;
+}
+
+static void checkpointer_stop(sqlite_db_t *d)
+{
+    if (!d->ckpt_started) {
+        return;
+    }
+    pthread_mutex_lock(&d->ckpt_lock);
+    d->ckpt_closing = true;
+    pthread_cond_signal(&d->ckpt_wake);
+    pthread_mutex_unlock(&d->ckpt_lock);
+    pthread_join(d->ckpt_thread, NULL);
+    d->ckpt_started = false;
 }
 
 static void sq_close(void *db)
 {
     sqlite_db_t *d = db;
 
+    checkpointer_stop(d);
     /* Readers first: the last connection to close checkpoints and removes the WAL. */
     while (d->idle != NULL) {
         conn_t *c = d->idle;
@@ -540,6 +648,9 @@ static void sq_close(void *db)
         close(d->lock_fd); /* releases the lock, once nothing touches the database any more */
     }
     pthread_mutex_destroy(&d->pool_lock);
+    pthread_mutex_destroy(&d->ckpt_conn_lock);
+    pthread_mutex_destroy(&d->ckpt_lock);
+    pthread_cond_destroy(&d->ckpt_wake);
     weir_free(d->path);
     weir_free(d);
 }
@@ -637,6 +748,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     sqlite_db_t *d = weir_calloc(1, sizeof(*d));
     d->lock_fd = lock_fd;
     pthread_mutex_init(&d->pool_lock, NULL);
+    pthread_mutex_init(&d->ckpt_conn_lock, NULL);
+    pthread_mutex_init(&d->ckpt_lock, NULL);
+    pthread_cond_init(&d->ckpt_wake, NULL);
     d->path = db_path(cfg->data_dir);
     d->listen = weir_sqlite_listen_new(d->path);
     d->no_sync = cfg->no_sync;
@@ -667,6 +781,9 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
         rc = weir_sqlite_listen_open(d->listen, d->writer->db, cfg->deliveries_max, err);
     }
     sqlite3_wal_hook(d->writer->db, on_wal_commit, d);
+    if (rc == 0) {
+        rc = checkpointer_start(d, err);
+    }
     if (rc != 0) {
         goto fail;
     }
@@ -721,6 +838,11 @@ static int sq_begin(void *db)
 {
     sqlite_db_t *d = db;
 
+    if (atomic_exchange(&d->restart_wanted, false)) {
+        int frames;
+        bool complete;
+        checkpoint(d, &frames, &complete); /* this transaction then starts the WAL over */
+    }
     d->txn_lost = false;
     d->outbox_txn = 0;
     weir_sqlite_listen_txn_begin(d->listen);
@@ -760,9 +882,6 @@ static int sq_commit(void *db)
     return 0;
 }
 
-/* Past this many frames in the WAL (about 16 MiB) the syncer checkpoints it. */
-#define CHECKPOINT_FRAMES 4096
-
 static int wal_fsync(sqlite_db_t *d)
 {
     if (d->wal_fd < 0) {
@@ -789,15 +908,6 @@ static int sq_sync(void *db)
     }
     atomic_store(&d->outbox_durable, committed);
     weir_sqlite_listen_durable(d->listen, deliveries);
-    if (atomic_load(&d->wal_frames) >= CHECKPOINT_FRAMES) {
-        /* PASSIVE never waits for the writer or readers; what it cannot copy now waits for
-         * the next turn. */
-        int rc = sqlite3_wal_checkpoint_v2(d->checkpointer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           NULL, NULL);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-            return log_failure(d->checkpointer->db, "checkpoint");
-        }
-    }
     return 0;
 }
 

@@ -466,6 +466,7 @@ void weir_store_remove_commit_hook(weir_store_t *store, void (*cb)(void *arg), v
 static void *syncer_main(void *arg)
 {
     weir_store_t *s = arg;
+    pthread_setname_np(pthread_self(), "weir-syncer");
     weir_store_write_t *list;
 
     while ((list = take_committed(s)) != NULL) {
@@ -488,6 +489,7 @@ static void *syncer_main(void *arg)
 static void *writer_main(void *arg)
 {
     weir_store_t *s = arg;
+    pthread_setname_np(pthread_self(), "weir-writer");
     bool stop = false;
 
     while (!stop) {
