@@ -501,11 +501,12 @@ static int migrate(sqlite3 *db, weir_err_t *err)
 }
 
 /*
- * WAL lets readers run beside the writer. The writer commits without fsync and never
- * checkpoints: sq_sync, on the syncer thread, makes commits durable by fsyncing the WAL while the
- * writer goes on with the next batch, and checkpoints from a connection of its own that syncs
- * the WAL before copying it into the database and the database before the WAL is reused. So a
- * power loss can lose only commits that no sync has covered, and those were never acknowledged.
+ * WAL lets readers run beside the writer. The writer commits without fsync and SQLite never
+ * checkpoints on its own: sq_sync, on the syncer thread, makes commits durable by fsyncing the
+ * WAL while the writer goes on with the next batch, and the checkpointer copies the WAL from a
+ * connection of its own that syncs the WAL before copying it into the database and the database
+ * before the WAL is reused. So a power loss can lose only commits that no sync has covered, and
+ * those were never acknowledged.
  */
 static int configure_writer(sqlite3 *db, weir_err_t *err)
 {
