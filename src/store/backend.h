@@ -120,6 +120,9 @@ typedef struct weir_store_backend {
     /* Any thread: the committed count of pending deliveries, and those given up past
      * deliveries_max since the open. */
     void (*deliveries_stats)(void *db, int64_t *pending, uint64_t *dropped);
+    /* Any thread: the ids of the newest durable delivery and outbox row (0 for none). Both only
+     * grow, so the syncer runs the commit hooks only when one of them moved. */
+    void (*newest)(void *db, int64_t *delivery, int64_t *outbox);
 } weir_store_backend_t;
 
 /* A job that runs on the writer thread, inside the transaction of its group. */

@@ -1831,6 +1831,13 @@ static void sq_deliveries_stats(void *db, int64_t *pending, uint64_t *dropped)
     weir_sqlite_listen_stats(d->listen, pending, dropped);
 }
 
+static void sq_newest(void *db, int64_t *delivery, int64_t *outbox)
+{
+    sqlite_db_t *d = db;
+    *delivery = weir_sqlite_listen_newest(d->listen);
+    *outbox = atomic_load(&d->outbox_durable);
+}
+
 static void sq_outbox_stats(void *db, int64_t *depth, uint64_t *overflowed)
 {
     sqlite_db_t *d = db;
@@ -1875,4 +1882,5 @@ const weir_store_backend_t weir_store_sqlite = {
     .outbox_next = sq_outbox_next,
     .outbox_stats = sq_outbox_stats,
     .deliveries_stats = sq_deliveries_stats,
+    .newest = sq_newest,
 };

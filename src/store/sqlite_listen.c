@@ -458,6 +458,11 @@ void weir_sqlite_listen_durable(weir_sqlite_listen_t *l, int64_t committed)
     atomic_store(&l->durable_id, committed);
 }
 
+int64_t weir_sqlite_listen_newest(weir_sqlite_listen_t *l)
+{
+    return atomic_load(&l->durable_id);
+}
+
 void weir_sqlite_listen_write_begin(weir_sqlite_listen_t *l)
 {
     l->pending_write = 0;

@@ -48,6 +48,8 @@ int weir_sqlite_listen_bound(weir_sqlite_listen_t *l, sqlite3 *db);
  * that it is durable: the engine's reads see no delivery past the durable id. */
 int64_t weir_sqlite_listen_committed(weir_sqlite_listen_t *l);
 void weir_sqlite_listen_durable(weir_sqlite_listen_t *l, int64_t committed);
+/* Any thread: the id of the newest durable delivery. */
+int64_t weir_sqlite_listen_newest(weir_sqlite_listen_t *l);
 /* Any thread: the committed count of pending deliveries, and how many were given up. */
 void weir_sqlite_listen_stats(weir_sqlite_listen_t *l, int64_t *pending, uint64_t *dropped);
 

@@ -533,9 +533,9 @@ typedef struct weir_store_outcome {
 } weir_store_outcome_t;
 
 /*
- * Calls cb(arg) on a store thread after each group of writes became durable (or failed), so
- * that the delivery engine and the source load what the group made due. cb must be quick and
- * must not call the store. At most WEIR_STORE_HOOKS_MAX hooks (WEIR_EBUSY past it).
+ * Calls cb(arg) on a store thread after a group of writes made new deliveries or outbox rows
+ * durable, so that the delivery engine and the source load them. cb must be quick and must not
+ * call the store. At most WEIR_STORE_HOOKS_MAX hooks (WEIR_EBUSY past it).
  */
 #define WEIR_STORE_HOOKS_MAX 4
 int weir_store_add_commit_hook(weir_store_t *store, void (*cb)(void *arg), void *arg);

@@ -388,6 +388,44 @@ static void only_durable_deliveries_are_read(void **state)
     weir_store_deliveries_free(rows, n_after);
 }
 
+static void count_hook(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* The engine and the source are woken only by a group that made deliveries or outbox rows
+ * durable; the sink's plain events, most of what is stored, wake neither. */
+static void commit_hooks_run_for_deliveries_and_outbox_rows(void **state)
+{
+    fx_t *fx = *state;
+    weir_store_listener_t l = {.id = "l1", .ns = "alpha", .spec = "{}"};
+    weir_store_match_t m = {.listener = "l1", .kind = WEIR_STORE_MATCH_DELIVER};
+    weir_event_t *ev = fx_event("matched", "/d", "t.d", NULL);
+    weir_store_item_t item = {.ns = "alpha", .ev = ev, .matches = &m, .nmatches = 1};
+    atomic_int calls = 0;
+
+    assert_int_equal(weir_store_listener_put(fx->store, &l, NULL), 0);
+    fx_barrier(fx->store);
+    assert_int_equal(weir_store_add_commit_hook(fx->store, count_hook, &calls), 0);
+
+    /* Each is followed by a barrier: a later group's answer comes after this group's hooks. */
+    assert_int_equal(put(fx->store, "plain", false, false, false), 0);
+    fx_barrier(fx->store);
+    int after_plain = atomic_load(&calls);
+    assert_int_equal(put(fx->store, "born-inside", true, false, false), 0);
+    fx_barrier(fx->store);
+    int after_outbox = atomic_load(&calls);
+    assert_int_equal(weir_store_write_sync(fx->store, &item, 1), 0);
+    fx_barrier(fx->store);
+    int after_delivery = atomic_load(&calls);
+    weir_store_remove_commit_hook(fx->store, count_hook, &calls);
+    weir_ce_free(ev);
+
+    assert_int_equal(after_plain, 0);
+    assert_int_equal(after_outbox, 1);
+    assert_int_equal(after_delivery, 2);
+}
+
 /* Two stores on one directory would each send every outbox row: the second open is refused,
  * and the directory is free again once the first store closed. */
 static void a_data_directory_is_opened_once(void **state)
@@ -424,6 +462,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failed_write_counts_no_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(only_durable_rows_are_read, setup, teardown),
         cmocka_unit_test_setup_teardown(only_durable_deliveries_are_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(commit_hooks_run_for_deliveries_and_outbox_rows, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_data_directory_is_opened_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
