@@ -266,6 +266,9 @@ typedef struct sqlite_db {
     int ckpt_woken_at;
     atomic_bool restart_wanted;
     bool txn_lost; /* an error ended the writer's transaction before its commit */
+    /* The namespace the open transaction last found present ("" for none): a group's events
+     * mostly go to one namespace, which then costs one lookup per group, not one per event. */
+    char ns_known[WEIR_STORE_NS_NAME_MAX + 1];
     pthread_mutex_t pool_lock;
     conn_t *idle;
     weir_sqlite_listen_t *listen; /* listeners and deliveries (sqlite_listen.c) */
@@ -845,6 +848,7 @@ static int sq_begin(void *db)
         checkpoint(d, &frames, &complete); /* this transaction then starts the WAL over */
     }
     d->txn_lost = false;
+    d->ns_known[0] = '\0';
     d->outbox_txn = 0;
     weir_sqlite_listen_txn_begin(d->listen);
     d->outbox_txn_last = 0;
@@ -926,6 +930,20 @@ static int ns_present(conn_t *c, const char *ns)
         return 0;
     }
     return rc == SQLITE_DONE ? WEIR_ENOTFOUND : log_failure(c->db, "look up namespace");
+}
+
+/* ns_present for the writer's items, remembering the last namespace found in this transaction;
+ * only a namespace's deletion (sq_ns_delete) forgets it. */
+static int ns_present_in_txn(sqlite_db_t *d, const char *ns)
+{
+    if (strcmp(d->ns_known, ns) == 0) {
+        return 0;
+    }
+    int rc = ns_present(d->writer, ns);
+    if (rc == 0 && strlen(ns) < sizeof(d->ns_known)) {
+        strcpy(d->ns_known, ns);
+    }
+    return rc;
 }
 
 /* The seq of the event already stored under (ns, source, id). */
@@ -1058,7 +1076,7 @@ static int write_items(sqlite_db_t *d, weir_store_write_t *w)
     conn_t *c = d->writer;
     for (size_t i = 0; i < w->nitems; i++) {
         weir_store_item_t *it = &w->items[i];
-        int rc = it->outbox_only ? 0 : ns_present(c, it->ns);
+        int rc = it->outbox_only ? 0 : ns_present_in_txn(d, it->ns);
         if (rc == 0 && it->replay) {
             rc = find_replayed(c, it);
         } else if (rc == 0 && !it->outbox_only) {
@@ -1088,13 +1106,28 @@ static int write_listen(sqlite_db_t *d, weir_store_write_t *w)
     return rc == 0 ? weir_sqlite_listen_bound(d->listen, d->writer->db) : rc;
 }
 
+/*
+ * Whether w changes the database with one statement at most: one event, into one namespace's
+ * history only, that no listener matched (most of what the sink takes). SQLite undoes a failed
+ * statement by itself, so such a write needs no savepoint.
+ */
+static bool one_statement(const weir_store_write_t *w)
+{
+    if (w->nitems != 1 || w->noutcomes != 0 || w->noutbox_sent != 0) {
+        return false;
+    }
+    const weir_store_item_t *it = &w->items[0];
+    return !it->outbox_only && !it->replay && !it->born_inside && it->nmatches == 0;
+}
+
 /* Runs a write inside a savepoint, so that its failure undoes it alone. */
 static int sq_write(void *db, weir_store_write_t *w)
 {
     sqlite_db_t *d = db;
     conn_t *c = d->writer;
+    bool savepoint = !one_statement(w);
 
-    if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
+    if (d->txn_lost || (savepoint && exec_stmt(c, ST_SAVEPOINT) != 0)) {
         return writer_failed(d);
     }
     d->outbox_write = 0;
@@ -1106,7 +1139,7 @@ static int sq_write(void *db, weir_store_write_t *w)
         rc = write_listen(d, w);
     }
     if (rc == 0) {
-        if (exec_stmt(c, ST_RELEASE) != 0) {
+        if (savepoint && exec_stmt(c, ST_RELEASE) != 0) {
             return writer_failed(d);
         }
         d->outbox_txn += d->outbox_write;
@@ -1120,7 +1153,8 @@ static int sq_write(void *db, weir_store_write_t *w)
     if (rc == WEIR_EIO) {
         writer_failed(d);
     }
-    if (!d->txn_lost && (exec_stmt(c, ST_ROLLBACK_TO) != 0 || exec_stmt(c, ST_RELEASE) != 0)) {
+    if (savepoint && !d->txn_lost &&
+        (exec_stmt(c, ST_ROLLBACK_TO) != 0 || exec_stmt(c, ST_RELEASE) != 0)) {
         return writer_failed(d);
     }
     return rc;
@@ -1171,6 +1205,7 @@ static int sq_ns_delete(void *db, const char *name)
     conn_t *c = d->writer;
     bool changed = false;
 
+    d->ns_known[0] = '\0';
     if (d->txn_lost || exec_stmt(c, ST_SAVEPOINT) != 0) {
         return writer_failed(d);
     }

@@ -16,7 +16,6 @@
 #define MODULE            "store"
 #define QUEUE_MAX_DEFAULT 4096
 #define BATCH_MAX_DEFAULT 256
-#define NS_NAME_MAX       63
 /* While storage is failing, the writer tries a probe this often, so that readiness can come
  * back even when no write arrives (an unready replica gets no traffic to commit). */
 #define PROBE_INTERVAL_NS 1000000000L
@@ -688,9 +687,9 @@ int weir_store_ns_valid(const char *name, weir_err_t *err)
     }
 
     size_t len = strlen(name);
-    if (len > NS_NAME_MAX) {
+    if (len > WEIR_STORE_NS_NAME_MAX) {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "must be at most %d characters",
-                            NS_NAME_MAX);
+                            WEIR_STORE_NS_NAME_MAX);
     }
     if (name[0] < 'a' || name[0] > 'z') {
         return weir_err_set(err, WEIR_EINVAL, "namespace", "must start with a lower-case letter");

@@ -91,6 +91,7 @@ typedef struct weir_store_write weir_store_write_t;
  * letter and not ending with '-' (a DNS label, as Kubernetes names namespaces). "api" and names
  * starting with "weir-" are reserved. Returns 0 or WEIR_EINVAL with the reason in err.
  */
+#define WEIR_STORE_NS_NAME_MAX 63
 int weir_store_ns_valid(const char *name, weir_err_t *err);
 
 /* Creates a namespace; *created says whether it is new (creating an existing one is not an

@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,63 @@ static void test_missing_ns_fails_alone(void **state)
     }
 }
 
+/* The deletion of a namespace, made on another thread to queue it behind the gate. */
+typedef struct deletion {
+    weir_store_t *store;
+    int rc;
+} deletion_t;
+
+static void *delete_alpha(void *arg)
+{
+    deletion_t *del = arg;
+    del->rc = weir_store_ns_delete(del->store, "alpha", NULL);
+    return NULL;
+}
+
+/*
+ * One group: an event into alpha, alpha's deletion, then another event into it. The writer
+ * remembers which namespace its transaction found present; the deletion must make it forget.
+ */
+static void test_namespace_deleted_within_a_group(void **state)
+{
+    fx_t *fx = *state;
+    weir_event_t *ev[2] = {fx_event("before", "/s", "t", NULL), fx_event("after", "/s", "t", NULL)};
+    weir_store_item_t items[2] = {{.ns = "alpha", .ev = ev[0]}, {.ns = "alpha", .ev = ev[1]}};
+    fx_result_t results[2] = {0};
+    weir_store_write_t writes[2];
+    deletion_t del = {.store = fx->store, .rc = -1};
+    pthread_t thread;
+    fx_gate_t gate;
+
+    for (int i = 0; i < 2; i++) {
+        writes[i] = (weir_store_write_t){
+            .items = &items[i], .nitems = 1, .done = fx_result_done, .arg = &results[i]};
+    }
+    fx_gate_close(&gate, fx);
+    assert_int_equal(weir_store_submit(fx->store, &writes[0]), 0);
+    assert_int_equal(pthread_create(&thread, NULL, delete_alpha, &del), 0);
+    while (weir_store_queue_depth(fx->store) != 2) {
+        sched_yield();
+    }
+    assert_int_equal(weir_store_submit(fx->store, &writes[1]), 0);
+    fx_gate_open(&gate);
+    pthread_join(thread, NULL);
+    fx_barrier(fx->store);
+
+    assert_int_equal(results[0].status, 0);
+    assert_int_equal(del.rc, 0);
+    assert_int_equal(results[1].status, WEIR_ENOTFOUND);
+    assert_false(weir_store_ns_exists(fx->store, "alpha"));
+    /* Created again, it holds nothing: neither event outlived the deletion. */
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    int64_t count = -1;
+    assert_int_equal(weir_store_count(fx->store, "alpha", &count, NULL), 0);
+    assert_int_equal(count, 0);
+    for (int i = 0; i < 2; i++) {
+        weir_ce_free(ev[i]);
+    }
+}
+
 static void test_submit_rejects_bad_items(void **state)
 {
     fx_t *fx = *state;
@@ -396,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_within_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_event_in_several_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_ns_fails_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_namespace_deleted_within_a_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_bad_items, setup, teardown),
         cmocka_unit_test(test_queue_full_is_busy),
         cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
