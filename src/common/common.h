@@ -49,7 +49,8 @@ const char *weir_strerror(int code);
 /*
  * Fills err (when not NULL) and returns code, so that callers can write
  * `return weir_err_set(err, WEIR_EINVAL, "id", "must not be empty");`.
- * attr may be NULL. The message is truncated to fit.
+ * attr may be NULL. The message is truncated to fit. attr and the arguments may point into err
+ * itself: `weir_err_set(err, code, "", "not JSON: %s", err->msg)` wraps the message it replaces.
  */
 int weir_err_set(weir_err_t *err, int code, const char *attr, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -43,13 +43,19 @@ int weir_err_set(weir_err_t *err, int code, const char *attr, const char *fmt, .
     if (err == NULL) {
         return code;
     }
-    err->code = code;
-    snprintf(err->attr, sizeof(err->attr), "%s", attr ? attr : "");
-
+    /* Formatted apart first: attr and the arguments may be err's own, as when a message wraps
+     * the one it replaces, and snprintf's output must not overlap its input. */
+    char a[sizeof(err->attr)];
+    char msg[sizeof(err->msg)];
+    snprintf(a, sizeof(a), "%s", attr ? attr : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+
+    err->code = code;
+    memcpy(err->attr, a, sizeof(a));
+    memcpy(err->msg, msg, sizeof(msg));
     return code;
 }
 

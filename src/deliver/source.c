@@ -189,7 +189,7 @@ static int overrides_parse(weir_source_t *s, const char *text, weir_err_t *err)
     }
     int rc = weir_ce_json_parse(text, strlen(text), &doc, err);
     if (rc != 0) {
-        return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES", "not JSON: %s", err->msg);
+        return weir_err_set(err, WEIR_EINVAL, "K_CE_OVERRIDES", "%s", err->msg);
     }
     const cJSON *ext = cJSON_GetObjectItemCaseSensitive(doc, "extensions");
     if (!cJSON_IsObject(doc) || (ext != NULL && !cJSON_IsObject(ext) && !cJSON_IsNull(ext))) {

@@ -150,7 +150,7 @@ int weir_retention_from_body(weir_req_t *req, weir_store_retention_t *r, bool *g
     }
     int rc = weir_ce_json_parse(req->body.data, req->body.len, &doc, err);
     if (rc != 0) {
-        return weir_err_set(err, WEIR_EINVAL, "", "the body is not valid JSON: %s", err->msg);
+        return weir_err_set(err, WEIR_EINVAL, "", "the body: %s", err->msg);
     }
     if (!cJSON_IsObject(doc)) {
         rc = weir_err_set(err, WEIR_EINVAL, "", "the body must be a JSON object");

@@ -272,7 +272,7 @@ int weir_route_listener_parse(const char *json, size_t len, weir_listener_t **ou
     *out = NULL;
     int rc = weir_ce_json_parse(json, len, &l->doc, &e);
     if (rc != 0) {
-        rc = weir_err_set(err, WEIR_EINVAL, "", "the body is not JSON: %s", e.msg);
+        rc = weir_err_set(err, WEIR_EINVAL, "", "the body: %s", e.msg);
     } else {
         rc = parse_spec(l, err);
     }

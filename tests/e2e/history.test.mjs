@@ -571,7 +571,8 @@ test('namespace retention through the API: set, shown, reset, and refused when m
     await problem(await put('kept', body), 400, attribute);
     await problem(await put('fresh', body), 400, attribute);
   }
-  await problem(await api('/api/v2/namespaces/kept', { method: 'PUT', body: '{"retention":' }), 400);
+  const broken = await problem(await api('/api/v2/namespaces/kept', { method: 'PUT', body: '{"retention":' }), 400);
+  assert.equal(broken.detail, 'the body: not valid JSON: unexpected end of text at byte 13');
   assert.deepEqual(await snapshot(), state, 'nothing changed, nothing created');
 });
 

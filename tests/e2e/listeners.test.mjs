@@ -489,6 +489,7 @@ test('invalid listeners are refused with 400 naming the field, and nothing is st
   }
   const bad = await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`, { method: 'POST', body: '{' });
   assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).detail, 'the body: not valid JSON: expected a member name at byte 1');
   const list = await (await fetch(`${weir.api}/api/v2/namespaces/demo/events/listeners`)).json();
   assert.deepEqual(list, { items: [], next_cursor: null });
 }));

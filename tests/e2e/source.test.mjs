@@ -546,7 +546,8 @@ test('https: K_CA_CERTS is trusted, and without it nothing goes out', async () =
 
 test('bad source settings stop weir at start with the setting named', async () => {
   for (const [env, args, named] of [
-    [{ K_CE_OVERRIDES: '{"extensions":' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
+    [{ K_CE_OVERRIDES: '{"extensions":' }, ['--source-sink', 'http://127.0.0.1:9/'],
+      'K_CE_OVERRIDES: not valid JSON: unexpected end of text at byte 14'],
     [{ K_CE_OVERRIDES: '{"extensions":{"id":"x"}}' }, ['--source-sink', 'http://127.0.0.1:9/'], 'K_CE_OVERRIDES'],
     [{ K_CE_OVERRIDES: '{"extensions":{"weirnamespace":"x"}}' }, ['--source-sink', 'http://127.0.0.1:9/'], 'cannot be overridden'],
     [{ K_SINK: 'ftp://127.0.0.1/' }, [], 'K_SINK'],

@@ -144,6 +144,10 @@ static void test_err(void **state)
     assert_int_equal(err.code, WEIR_EINVAL);
     assert_string_equal(err.attr, "id");
     assert_string_equal(err.msg, "bad thing");
+    /* A message may wrap the one it replaces, and keep its own attribute. */
+    weir_err_set(&err, WEIR_EINVAL, err.attr, "the body is not valid JSON: %s", err.msg);
+    assert_string_equal(err.attr, "id");
+    assert_string_equal(err.msg, "the body is not valid JSON: bad thing");
     assert_int_equal(weir_err_set(NULL, WEIR_EIO, NULL, "ignored"), WEIR_EIO);
     assert_string_equal(weir_strerror(WEIR_ENOTFOUND), "not found");
     assert_string_equal(weir_strerror(-999), "unknown error");
