@@ -135,7 +135,7 @@ static int put_ce_header(weir_event_t *ev, const char *rest, const char *value, 
 {
     char name[WEIR_CE_NAME_MAX + 1];
     if (!header_attr_name(rest, name)) {
-        return weir_err_set(err, WEIR_EINVAL, "",
+        return weir_err_set(err, WEIR_EINVAL, weir_ce__name_shown(rest),
                             "a ce- header must name an attribute of 1 to %d letters and digits",
                             WEIR_CE_NAME_MAX);
     }

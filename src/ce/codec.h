@@ -37,6 +37,13 @@ const char *weir_ce__json_skip(const char *p, const char *end);
  */
 void weir_ce__json_unescape(const char *p, const char *end, weir_buf_t *out);
 
+/*
+ * A name the client gave, as a problem's attribute may show it: as it is when it is a short word
+ * of ASCII letters, digits, '_', '-' and '.' (such as a misspelt attribute), "" otherwise, since
+ * it is client text.
+ */
+const char *weir_ce__name_shown(const char *name);
+
 /* True when the media type names text that a JSON string can carry (text/...). */
 bool weir_ce__is_text_type(const char *media_type);
 

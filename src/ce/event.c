@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ce/ce.h"
+#include "ce/codec.h"
 
 weir_event_t *weir_ce_new(void)
 {
@@ -75,6 +76,20 @@ bool weir_ce_name_valid(const char *name)
     return n > 0 && n <= WEIR_CE_NAME_MAX;
 }
 
+const char *weir_ce__name_shown(const char *name)
+{
+    size_t n = 0;
+    for (; name[n]; n++) {
+        char c = name[n];
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+        if (!word) {
+            return "";
+        }
+    }
+    return n < WEIR_ERR_ATTR_MAX ? name : "";
+}
+
 static bool integer_valid(const char *s)
 {
     char *end;
@@ -108,7 +123,7 @@ int weir_ce_set(weir_event_t *ev, const char *name, const char *value, weir_ce_t
                 weir_err_t *err)
 {
     if (!weir_ce_name_valid(name)) {
-        return weir_err_set(err, WEIR_EINVAL, "",
+        return weir_err_set(err, WEIR_EINVAL, weir_ce__name_shown(name),
                             "attribute names are 1 to %d lower-case letters and digits",
                             WEIR_CE_NAME_MAX);
     }

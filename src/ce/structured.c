@@ -60,19 +60,6 @@ static const member_t *find_member(const members_t *ms, const char *name)
     return NULL;
 }
 
-/* Member names are client text: name one in an error only when it is a plain, short word. */
-static const char *printable_name(const char *name)
-{
-    size_t n = 0;
-    for (; name[n]; n++) {
-        char c = name[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
-            return "";
-        }
-    }
-    return n < WEIR_ERR_ATTR_MAX ? name : "";
-}
-
 /* Takes name (allocated) into a new member, refusing NUL, duplicates and too many members. */
 static int add_member(members_t *ms, char *name, size_t len, member_t **out, weir_err_t *err)
 {
@@ -80,7 +67,7 @@ static int add_member(members_t *ms, char *name, size_t len, member_t **out, wei
     if (strlen(name) != len) {
         rc = weir_err_set(err, WEIR_EINVAL, "", "an attribute name contains U+0000");
     } else if (find_member(ms, name) != NULL) {
-        rc = weir_err_set(err, WEIR_EINVAL, printable_name(name), "attribute appears twice");
+        rc = weir_err_set(err, WEIR_EINVAL, weir_ce__name_shown(name), "attribute appears twice");
     } else if (ms->n == MEMBERS_MAX) {
         rc = weir_err_set(err, WEIR_EINVAL, "", "more than %d attributes", WEIR_CE_ATTRS_MAX);
     }
@@ -215,7 +202,7 @@ static int put_scalar(weir_event_t *ev, const member_t *m, weir_err_t *err)
 static int put_attr(weir_event_t *ev, const member_t *m, weir_err_t *err)
 {
     if (!weir_ce_name_valid(m->name)) {
-        return weir_err_set(err, WEIR_EINVAL, printable_name(m->name),
+        return weir_err_set(err, WEIR_EINVAL, weir_ce__name_shown(m->name),
                             "attribute names are 1 to %d lower-case letters and digits",
                             WEIR_CE_NAME_MAX);
     }

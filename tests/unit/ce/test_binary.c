@@ -190,8 +190,15 @@ static void test_binary_errors(void **state)
                                          {"ce-id", "1"},
                                          {"ce-source", "/s"},
                                          {"ce-type", "t"},
-                                         {"ce-my_ext", "x"}};
-    binary_fails(bad_name, NHEADERS(bad_name), "");
+                                         {"ce-My_Ext", "x"}};
+    binary_fails(bad_name, NHEADERS(bad_name), "My_Ext");
+
+    const weir_ce_header_t odd_name[] = {{"ce-specversion", "1.0"},
+                                         {"ce-id", "1"},
+                                         {"ce-source", "/s"},
+                                         {"ce-type", "t"},
+                                         {"ce-a<b>", "x"}};
+    binary_fails(odd_name, NHEADERS(odd_name), "");
 
     const weir_ce_header_t empty_name[] = {{"ce-", "x"}};
     binary_fails(empty_name, NHEADERS(empty_name), "");

@@ -42,6 +42,7 @@ static void test_set_refuses(void **state)
     weir_event_t *ev = weir_ce_new();
     weir_err_t err = {0};
     assert_int_equal(weir_ce_set(ev, "Bad", "x", WEIR_CE_STRING, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "Bad");
     assert_int_equal(weir_ce_set(ev, "", "x", WEIR_CE_STRING, &err), WEIR_EINVAL);
     assert_int_equal(weir_ce_set(ev, "a", "\xFF", WEIR_CE_STRING, &err), WEIR_EINVAL);
     assert_int_equal(weir_ce_set(ev, "a", "01", WEIR_CE_INTEGER, &err), WEIR_EINVAL);

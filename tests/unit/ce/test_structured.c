@@ -287,7 +287,8 @@ static void test_missing_required(void **state)
 
 static void test_bad_names(void **state)
 {
-    ce_decode_fails("{" HEAD10 ",\"Foo\":\"x\"}", WEIR_EINVAL, "");
+    ce_decode_fails("{" HEAD10 ",\"Foo\":\"x\"}", WEIR_EINVAL, "Foo");
+    ce_decode_fails("{" HEAD10 ",\"my-ext.v2\":\"x\"}", WEIR_EINVAL, "my-ext.v2");
     ce_decode_fails("{" HEAD10 ",\"my_ext\":\"x\"}", WEIR_EINVAL, "my_ext");
     ce_decode_fails("{" HEAD10 ",\"\":\"x\"}", WEIR_EINVAL, "");
     ce_decode_fails("{" HEAD10 ",\"a\\u0000\":\"x\"}", WEIR_EINVAL, "");
