@@ -127,6 +127,38 @@ test('broadcast answers what became of each event', async () => {
   await problem(await binary('nope', 'x'), 404);
 });
 
+test('broadcast refuses what the sink refuses, with the same answers, and stores nothing', async () => {
+  await weir.createNamespace('bcbad');
+  assert.equal((await binary('bcbad', 'kept')).status, 202);
+  const before = await weir.history('bcbad');
+  const url = '/api/v2/namespaces/bcbad/events/broadcast';
+  const ev = { specversion: '1.0', id: 'x', source: '/x', type: 't' };
+  const structured = { 'content-type': 'application/cloudevents+json' };
+  const batch = { 'content-type': 'application/cloudevents-batch+json' };
+  for (const [name, path, headers, body, status, attribute] of [
+    ['structured without source', url, structured, JSON.stringify({ ...ev, source: undefined }), 400, 'source'],
+    ['bad JSON', url, structured, '{"id":', 400, undefined],
+    ['a batch with one bad event', url, batch, JSON.stringify([ev, { ...ev, id: 'y', time: 'noon' }]), 400, 'time'],
+    ['a batch of more than 1000 events', url, batch,
+      JSON.stringify(Array.from({ length: 1001 }, (_, i) => ({ ...ev, id: `m${i}` }))), 413, undefined],
+    ['a body over the limit', url, { 'ce-specversion': '1.0', 'ce-id': 'big', 'ce-source': '/x', 'ce-type': 't' },
+      'x'.repeat(2 * 1024 * 1024), 413, undefined],
+    ['a format other than JSON', url, { 'content-type': 'application/cloudevents+avro' }, 'xx', 415, undefined],
+    ['an unknown filter', `${url}?filter=nope`, structured, JSON.stringify(ev), 404, 'filter'],
+    ['a path below broadcast', `${url}/more`, structured, JSON.stringify(ev), 404, undefined],
+  ]) {
+    const res = await api(path, { method: 'POST', headers, body });
+    const p = await problem(res, status);
+    assert.equal(p.attribute, attribute, name);
+  }
+  for (const method of ['GET', 'PUT']) {
+    const res = await api(url, { method });
+    await problem(res, 405);
+    assert.equal(res.headers.get('allow'), 'POST');
+  }
+  assert.deepEqual(await weir.history('bcbad'), before);
+});
+
 test('history filters, pages and finds single events', async () => {
   await weir.createNamespace('hist');
   const t0 = new Date().toISOString();
