@@ -55,14 +55,24 @@ test('namespaces: create, get, list with paging, delete', async () => {
 });
 
 test('namespaces: bad names and methods are refused', async () => {
+  const list = async () => (await (await api('/api/v2/namespaces?limit=1000')).json()).items;
+  const before = await list();
   for (const bad of ['Upper', '-lead', 'trail-', 'has_underscore', 'a'.repeat(64), 'api', 'weir-x', '9start']) {
     const body = await problem(await api(`/api/v2/namespaces/${bad}`, { method: 'PUT' }), 400);
+    assert.equal(body.attribute, 'namespace', bad);
     assert.ok(body.detail.length > 0);
   }
-  const res = await api('/api/v2/namespaces', { method: 'POST' });
+  assert.deepEqual(await list(), before, 'nothing created');
+  assert.equal((await problem(await api('/api/v2/namespaces/absent', { method: 'DELETE' }), 404)).attribute, 'namespace');
+  let res = await api('/api/v2/namespaces', { method: 'POST' });
   assert.equal(res.status, 405);
   assert.equal(res.headers.get('allow'), 'GET');
   await res.arrayBuffer();
+  for (const method of ['POST', 'PATCH']) {
+    res = await api('/api/v2/namespaces/ns-one', { method });
+    await problem(res, 405);
+    assert.equal(res.headers.get('allow'), 'GET, PUT, DELETE');
+  }
   await problem(await api('/api/v2/namespaces?limit=0'), 400);
   await problem(await api('/api/v2/nothing'), 404);
 });
