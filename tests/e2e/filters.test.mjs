@@ -151,6 +151,17 @@ test('POST / applies each namespace its own filter of that name', async () => {
   await none.arrayBuffer();
 });
 
+test('POST / stores in no namespace when the filter of one fails', async () => {
+  await putFilter('fa', 'split', 'event.seenby = "fa"; return event;');
+  await putFilter('fb', 'split', 'throw new Error("fb says no");');
+  const before = [await weir.history('fa'), await weir.history('fb')];
+  const res = await send('/?filter=split', 'split-1');
+  assert.equal(res.status, 422);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  assert.match((await res.json()).detail, /fb says no/);
+  assert.deepEqual([await weir.history('fa'), await weir.history('fb')], before);
+});
+
 test('the broadcast API takes ?filter= too', async () => {
   await putFilter('fa', 'drop-all', 'return null;');
   const res = await send('/api/v2/namespaces/fa/events/broadcast?filter=drop-all', 'bc-f-1', { base: weir.api });
