@@ -115,6 +115,10 @@ static const char first_release[] =
     "INSERT INTO events (ns, source, id, type, received_us, born_inside, event) VALUES"
     " ('old', '/v1', 'first', 't.v1', 1700000000000001, 0,"
     "  '{\"specversion\":\"1.0\",\"id\":\"first\",\"source\":\"/v1\",\"type\":\"t.v1\"}');"
+    /* a newest event since deleted: its seq, 2, is never given again */
+    "INSERT INTO events (ns, source, id, type, received_us, born_inside, event) VALUES"
+    " ('old', '/v1', 'gone', 't.v1', 1700000000000002, 0, '{}');"
+    "DELETE FROM events WHERE id = 'gone';"
     "PRAGMA user_version = 1;";
 
 static void test_migrates_the_first_release(void **state)
@@ -144,13 +148,52 @@ static void test_migrates_the_first_release(void **state)
     /* It goes on working: a new event after the old one, a duplicate of the old one refused. */
     weir_event_t *ev = fx_event("second", "/v1", "t.v1", NULL);
     assert_int_equal(fx_write(fx->store, "old", ev, &seq), 0);
-    assert_int_equal(seq, 2);
+    assert_int_equal(seq, 3);
     weir_ce_free(ev);
     ev = fx_event("first", "/v1", "t.v1", NULL);
     weir_store_item_t item = {.ns = "old", .ev = ev};
     assert_int_equal(weir_store_write_sync(fx->store, &item, 1), 0);
     assert_true(item.duplicate);
     weir_ce_free(ev);
+}
+
+/* Writes one event "id" into ns and returns its seq. */
+static int64_t write_one(fx_t *fx, const char *ns, const char *id)
+{
+    int64_t seq = 0;
+    weir_event_t *ev = fx_event(id, "/seq", "t", NULL);
+    assert_int_equal(fx_write(fx->store, ns, ev, &seq), 0);
+    weir_ce_free(ev);
+    return seq;
+}
+
+/*
+ * A seq names one event for good: a stream's cursor or a delivery that holds it must never find
+ * another event under it, even after the newest events were deleted and weir restarted.
+ */
+static void test_seq_never_given_twice(void **state)
+{
+    fx_t *fx = *state;
+    size_t deleted = 0;
+
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    assert_int_equal(weir_store_ns_create(fx->store, "beta", NULL, NULL), 0);
+    assert_int_equal(write_one(fx, "alpha", "a1"), 1);
+    assert_int_equal(write_one(fx, "beta", "b1"), 2);
+    assert_int_equal(write_one(fx, "beta", "b2"), 3);
+    assert_int_equal(weir_store_ns_delete(fx->store, "beta", NULL), 0);
+    assert_int_equal(write_one(fx, "alpha", "a2"), 4);
+    assert_int_equal(weir_store_ns_delete(fx->store, "alpha", NULL), 0);
+    fx_reopen(fx);
+    assert_int_equal(weir_store_ns_create(fx->store, "alpha", NULL, NULL), 0);
+    assert_int_equal(write_one(fx, "alpha", "a3"), 5);
+
+    /* Retention that removes a namespace's every event, the newest of all among them. */
+    weir_store_cut_t cut = {.before_us = weir_wall_us() + 1000000, .through_seq = 0};
+    assert_int_equal(weir_store_trim(fx->store, "alpha", &cut, 100, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1);
+    fx_reopen(fx);
+    assert_int_equal(write_one(fx, "alpha", "a4"), 6);
 }
 
 static void test_refuses_a_newer_schema(void **state)
@@ -290,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_an_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_the_first_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_never_given_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opens_a_missing_directory, setup, teardown),
         cmocka_unit_test(test_ns_valid),
