@@ -172,9 +172,11 @@ void weir_time_format(int64_t us, char out[WEIR_TIME_STR_MAX]);
 int weir_time_parse(const char *s, int64_t *us);
 
 /*
- * Parses an ISO 8601 duration of the form PnDTnHnMnS (weeks, days, hours, minutes, seconds with
- * an optional fraction; no years or months, whose length varies). Returns 0 and microseconds,
- * or WEIR_EINVAL.
+ * Parses an ISO 8601 duration of the form PnWnDTnHnMnS: weeks, days, hours, minutes and seconds,
+ * each at most once and in that order, the last with an optional decimal fraction ('.' or ',');
+ * no years or months, whose length varies. Exact to the microsecond, a finer fraction truncated;
+ * a duration that is not zero but shorter than a microsecond is refused, as is one over about
+ * 290,000 years. Returns 0 and microseconds, or WEIR_EINVAL.
  */
 int weir_duration_parse(const char *s, int64_t *us);
 

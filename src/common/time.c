@@ -141,59 +141,110 @@ int weir_time_parse(const char *s, int64_t *us)
     return 0;
 }
 
-/* One "<number><unit>" of a duration; the number may carry a fraction only for seconds. */
-static bool duration_part(const char **s, double *value, char *unit)
+/* A duration's units in the order they must come (W and D before the T, the rest after it), and
+ * their length in microseconds. */
+static const char duration_units[] = "WDHMS";
+static const int64_t duration_unit_us[] = {604800000000, 86400000000, 3600000000, 60000000,
+                                           1000000};
+#define DURATION_DATE_UNITS 2
+#define DURATION_MAX_US     INT64_C(9200000000000000000) /* about 290,000 years */
+
+/* Reads one or more decimal digits; false when there is none. */
+static bool duration_digits(const char **s, const char **start, const char **end)
 {
-    char *end;
-    if (**s < '0' || **s > '9') {
+    *start = *s;
+    while (**s >= '0' && **s <= '9') {
+        (*s)++;
+    }
+    *end = *s;
+    return *end > *start;
+}
+
+/*
+ * One "<n>[.<fraction>]<unit>" of a duration, its unit one of units[*first, last), in
+ * microseconds (a fraction truncated to the microsecond). *first moves past the unit read, for
+ * units come in order and each at most once. Sets *fraction when it has one and *nonzero when
+ * a digit is not 0. False when it is malformed or longer than DURATION_MAX_US.
+ */
+static bool duration_part(const char **s, size_t *first, size_t last, int64_t *part_us,
+                          bool *fraction, bool *nonzero)
+{
+    const char *int_start, *int_end, *frac_start = NULL, *frac_end = NULL;
+    if (!duration_digits(s, &int_start, &int_end)) {
         return false;
     }
-    *value = strtod(*s, &end);
-    if (end == *s || *end == '\0') {
+    if (**s == '.' || **s == ',') {
+        (*s)++;
+        if (!duration_digits(s, &frac_start, &frac_end)) {
+            return false;
+        }
+    }
+    const char *at = **s != '\0' ? memchr(duration_units + *first, **s, last - *first) : NULL;
+    if (at == NULL) {
         return false;
     }
-    *unit = *end;
-    *s = end + 1;
-    return true;
+    (*s)++;
+    *first = (size_t)(at - duration_units) + 1;
+
+    int64_t unit = duration_unit_us[at - duration_units];
+    int64_t n = 0;
+    for (const char *d = int_start; d < int_end; d++) {
+        if (n > DURATION_MAX_US / unit) {
+            return false;
+        }
+        n = n * 10 + (*d - '0');
+        *nonzero = *nonzero || *d != '0';
+    }
+    if (n > DURATION_MAX_US / unit) {
+        return false;
+    }
+    int64_t frac = 0;
+    int64_t place = unit;
+    for (const char *d = frac_start; d != NULL && d < frac_end; d++) {
+        place /= 10;
+        frac += (*d - '0') * place;
+        *nonzero = *nonzero || *d != '0';
+    }
+    *fraction = frac_start != NULL;
+    *part_us = n * unit + frac;
+    return *part_us <= DURATION_MAX_US;
 }
 
 int weir_duration_parse(const char *s, int64_t *us)
 {
-    static const char date_units[] = "WD";
-    static const char time_units[] = "HMS";
-    static const double date_scale[] = {7 * 86400.0, 86400.0};
-    static const double time_scale[] = {3600.0, 60.0, 1.0};
-    double total = 0;
-    bool in_time = false, any = false;
-    const char *next_unit = date_units;
+    size_t first = 0, last = DURATION_DATE_UNITS;
+    int64_t total = 0;
+    bool in_time = false, any = false, fraction = false, nonzero = false;
 
     if (!expect(&s, 'P') || *s == '\0') {
         return WEIR_EINVAL;
     }
-    while (*s) {
+    while (*s != '\0') {
+        if (fraction) {
+            return WEIR_EINVAL; /* only the last, smallest part may have a fraction */
+        }
         if (*s == 'T' && !in_time) {
             in_time = true;
-            next_unit = time_units;
+            first = DURATION_DATE_UNITS;
+            last = sizeof(duration_units) - 1;
             s++;
             if (*s == '\0') {
                 return WEIR_EINVAL;
             }
             continue;
         }
-        double v;
-        char unit;
-        const char *at;
-        if (!duration_part(&s, &v, &unit) || unit == '\0' || !(at = strchr(next_unit, unit))) {
+        int64_t part;
+        if (!duration_part(&s, &first, last, &part, &fraction, &nonzero) ||
+            part > DURATION_MAX_US - total) {
             return WEIR_EINVAL;
         }
-        const char *base = in_time ? time_units : date_units;
-        total += v * (in_time ? time_scale : date_scale)[at - base];
-        next_unit = at + 1; /* units come in order, each at most once */
+        total += part;
         any = true;
     }
-    if (!any || total > 9.2e12) {
+    /* Shorter than a microsecond would read as none at all. */
+    if (!any || (nonzero && total == 0)) {
         return WEIR_EINVAL;
     }
-    *us = (int64_t)(total * 1e6);
+    *us = total;
     return 0;
 }

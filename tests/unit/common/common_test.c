@@ -112,8 +112,29 @@ static void test_duration(void **state)
     assert_int_equal(us, (86400LL + 7200 + 180 + 4) * 1000000);
     assert_int_equal(weir_duration_parse("P2W", &us), 0);
     assert_int_equal(us, 14LL * 86400 * 1000000);
+    assert_int_equal(weir_duration_parse("P1W2D", &us), 0);
+    assert_int_equal(us, 9LL * 86400 * 1000000);
+    assert_int_equal(weir_duration_parse("P0.5D", &us), 0);
+    assert_int_equal(us, 43200LL * 1000000);
+    assert_int_equal(weir_duration_parse("PT1H0.25M", &us), 0);
+    assert_int_equal(us, 3615LL * 1000000);
+    assert_int_equal(weir_duration_parse("PT1,5S", &us), 0);
+    assert_int_equal(us, 1500000);
+    assert_int_equal(weir_duration_parse("PT0.29S", &us), 0);
+    assert_int_equal(us, 290000);
+    assert_int_equal(weir_duration_parse("PT0.0000019S", &us), 0);
+    assert_int_equal(us, 1);
+    assert_int_equal(weir_duration_parse("PT0S", &us), 0);
+    assert_int_equal(us, 0);
+    assert_int_equal(weir_duration_parse("P106000000D", &us), 0);
+    assert_int_equal(us, 106000000LL * 86400 * 1000000);
 
-    const char *bad[] = {"", "P", "PT", "1S", "PT1", "P1M", "PT1S2M", "P1DT", "PTS", "P1Y"};
+    const char *bad[] = {
+        "",          "P",        "PT",           "1S",          "PT1",      "P1M",   "PT1S2M",
+        "P1DT",      "PTS",      "P1Y",          "P1e3D",       "PT1.5e2S", "PT1.S", "PT.5S",
+        "PT1.5H30M", "P1.5DT1H", "PT0.0000001S", "P107000000D", "PT1H1H",   "P1D2W", "P-1D",
+        "PT+1S",     "PT1 S",    " PT1S",        "PT1S ",       "P1DT1H1D", "pt1s",  "P0x10D",
+    };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(weir_duration_parse(bad[i], &us), WEIR_EINVAL);
     }
