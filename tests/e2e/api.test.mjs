@@ -1,7 +1,9 @@
 // The API against the real binary: namespaces, broadcast, history, operations endpoints.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Weir } from './lib/weir.mjs';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Weir, curl } from './lib/weir.mjs';
 
 // Without system events, so that a namespace holds exactly the events a test sent.
 const weir = new Weir({ args: ['--system-events=false'] });
@@ -151,8 +153,6 @@ test('broadcast refuses what the sink refuses, with the same answers, and stores
     ['a batch with one bad event', url, batch, JSON.stringify([ev, { ...ev, id: 'y', time: 'noon' }]), 400, 'time'],
     ['a batch of more than 1000 events', url, batch,
       JSON.stringify(Array.from({ length: 1001 }, (_, i) => ({ ...ev, id: `m${i}` }))), 413, undefined],
-    ['a body over the limit', url, { 'ce-specversion': '1.0', 'ce-id': 'big', 'ce-source': '/x', 'ce-type': 't' },
-      'x'.repeat(2 * 1024 * 1024), 413, undefined],
     ['a format other than JSON', url, { 'content-type': 'application/cloudevents+avro' }, 'xx', 415, undefined],
     ['an unknown filter', `${url}?filter=nope`, structured, JSON.stringify(ev), 404, 'filter'],
     ['a path below broadcast', `${url}/more`, structured, JSON.stringify(ev), 404, undefined],
@@ -166,6 +166,14 @@ test('broadcast refuses what the sink refuses, with the same answers, and stores
     await problem(res, 405);
     assert.equal(res.headers.get('allow'), 'POST');
   }
+  // Refused from its Content-Length before the body is read, then the connection is closed:
+  // curl reads that answer while still sending, where fetch may fail with EPIPE.
+  const big = join(weir.dataDir, 'big.bin');
+  writeFileSync(big, 'x'.repeat(2 * 1024 * 1024));
+  const res = await curl(['-X', 'POST', `${weir.api}${url}`, '-H', 'ce-specversion: 1.0', '-H', 'ce-id: big',
+    '-H', 'ce-source: /x', '-H', 'ce-type: t', '--data-binary', `@${big}`]);
+  assert.equal(res.status, 413);
+  assert.equal(res.headers['content-type'], 'application/problem+json');
   assert.deepEqual(await weir.history('bcbad'), before);
 });
 
