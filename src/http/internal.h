@@ -129,9 +129,10 @@ typedef struct weir_server {
     weir_route_t *route;     /* listeners, matched on the request's thread */
     weir_deliver_t *deliver; /* the delivery engine */
     weir_source_t *source;   /* the source side, or NULL without a sink */
-    /* Held across a change of a namespace or a filter through the API: the look that decides
-     * whether it creates or replaces (its system event says which), its store write, and the
-     * in-memory updates after it (the filter registry), so that each ends as the store does. */
+    /* Held across a change of a namespace, a filter or a listener through the API: the look that
+     * decides whether it creates or replaces (its system event says which), its store write, and
+     * the in-memory updates after it (the filter registry, the listeners), so that each ends as
+     * the store does. */
     pthread_mutex_t change_lock;
 } weir_server_t;
 

@@ -146,7 +146,9 @@ static int validate(weir_req_t *req, weir_listener_t **l, weir_deliver_spec_t *s
 }
 
 /* Stores l with its system event, in one transaction: the id is chosen here, for the event to
- * name it. Takes l. */
+ * name it. Takes l. Under the change lock, so that a deletion of the namespace cannot commit
+ * between the store's write and l's joining the listeners in memory, which would keep l there,
+ * matching events of a namespace made again under the same name. */
 static int add(weir_server_t *srv, const char *ns, weir_listener_t *l, char **id, weir_err_t *err)
 {
     char uuid[WEIR_UUID_STR];
@@ -154,9 +156,11 @@ static int add(weir_server_t *srv, const char *ns, weir_listener_t *l, char **id
 
     weir_uuid(uuid);
     l->id = weir_strdup(uuid);
+    pthread_mutex_lock(&srv->change_lock);
     weir_store_write_t *then =
         weir_system_prepare(srv, &sys, ns, WEIR_SYSTEM_LISTENER_CREATED, "listener", uuid);
     int rc = weir_route_add(srv->route, ns, l, then, id, err);
+    pthread_mutex_unlock(&srv->change_lock);
     weir_system_finish(srv, &sys, rc);
     return rc;
 }
@@ -235,9 +239,11 @@ static enum MHD_Result remove_one(weir_req_t *req, const char *ns, const char *i
     weir_err_t err = {0};
     weir_system_t sys;
 
+    pthread_mutex_lock(&req->srv->change_lock);
     weir_store_write_t *then =
         weir_system_prepare(req->srv, &sys, ns, WEIR_SYSTEM_LISTENER_DELETED, "listener", id);
     int rc = weir_route_remove(req->srv->route, ns, id, then, &err);
+    pthread_mutex_unlock(&req->srv->change_lock);
     weir_system_finish(req->srv, &sys, rc);
     if (rc != 0) {
         return weir_problem_err(req, &err);
