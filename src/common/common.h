@@ -225,6 +225,13 @@ size_t weir_bsearch_at(const void *key, const void *base, size_t n, size_t size,
 /* The value of a hexadecimal digit, or -1. */
 int weir_hex_value(char c);
 
+/*
+ * Reads s as a whole number of ASCII decimal digits and nothing else (no sign, no white space:
+ * what a strtoull would skip or accept past them is refused), at most max. True and *out on
+ * success; false, *out untouched, otherwise.
+ */
+bool weir_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
 /* Case-insensitive ASCII comparisons. */
 int weir_strcasecmp(const char *a, const char *b);
 bool weir_has_prefix_ci(const char *s, const char *prefix);

@@ -1,4 +1,4 @@
-/* Text helpers: UTF-8 validation, ids, ASCII case-insensitive comparison. */
+/* Text helpers: UTF-8 validation, ids, ASCII case-insensitive comparison, whole numbers. */
 #include <ctype.h>
 #include <string.h>
 
@@ -108,4 +108,24 @@ int weir_hex_value(char c)
         return c - 'A' + 10;
     }
     return -1;
+}
+
+bool weir_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || *s == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(*s - '0');
+        if (d > max || v > (max - d) / 10) {
+            return false; /* v * 10 + d > max, without overflowing */
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
 }

@@ -265,9 +265,8 @@ weir_event_t *weir_deliver_and_event(const char *ns, const char *listener, int64
 
 static unsigned hops_of(const char *s)
 {
-    char *end;
-    long v = s != NULL ? strtol(s, &end, 10) : 0;
-    return s != NULL && *end == '\0' && v > 0 && v < 1000000 ? (unsigned)v : 0;
+    uint64_t v;
+    return weir_parse_uint(s, 999999, &v) ? (unsigned)v : 0;
 }
 
 /* The highest hop count among the members of an `and` set. */

@@ -110,12 +110,11 @@ static bool list_limit(weir_req_t *req, size_t *limit)
     if (s == NULL) {
         return true;
     }
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 1 || v > LIST_LIMIT_MAX) {
+    uint64_t v;
+    if (!weir_parse_uint(s, LIST_LIMIT_MAX, &v) || v < 1) {
         return false;
     }
-    *limit = v;
+    *limit = (size_t)v;
     return true;
 }
 

@@ -1,7 +1,6 @@
 /*
  * A namespace's event history: pages of stored events, newest first, and single events by id.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,14 +44,12 @@ static int parse_number_arg(weir_req_t *req, const char *name, long long lo, lon
     if (s == NULL) {
         return 0;
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *s == '+' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+    uint64_t v;
+    if (!weir_parse_uint(s, (uint64_t)hi, &v) || v < (uint64_t)lo) {
         return weir_err_set(err, WEIR_EINVAL, name, "must be a whole number from %lld to %lld", lo,
                             hi);
     }
-    *out = v;
+    *out = (long long)v;
     return 0;
 }
 

@@ -193,14 +193,16 @@ static enum MHD_Result create(weir_req_t *req, const char *ns)
 static bool read_limit(weir_req_t *req, size_t *limit)
 {
     const char *s = weir_req_arg(req, "limit");
-    char *end;
+    uint64_t v;
     *limit = LIMIT_DEFAULT;
     if (s == NULL) {
         return true;
     }
-    unsigned long v = strtoul(s, &end, 10);
-    *limit = v;
-    return *s != '\0' && *end == '\0' && v >= 1 && v <= LIMIT_MAX;
+    if (!weir_parse_uint(s, LIMIT_MAX, &v) || v < 1) {
+        return false;
+    }
+    *limit = (size_t)v;
+    return true;
 }
 
 static enum MHD_Result list(weir_req_t *req, const char *ns)

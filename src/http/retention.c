@@ -2,7 +2,6 @@
  * Retention as the API shows it: ages as ISO 8601 durations or seconds, the optional body of
  * PUT /namespaces/{ns}, and the "retention" member of a namespace.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +20,8 @@ int weir_retention_age_parse(const char *s, int64_t *us)
     if (*s == 'P') {
         return weir_duration_parse(s, us);
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v > AGE_MAX_S) {
+    uint64_t v;
+    if (!weir_parse_uint(s, AGE_MAX_S, &v)) {
         return WEIR_EINVAL;
     }
     *us = (int64_t)v * US_PER_S;

@@ -2,7 +2,6 @@
  * The settings of `weir serve`: each has a flag, a WEIR_* environment variable and a default.
  * A flag wins over the variable, which wins over the default.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +143,7 @@ static bool parse_bool(const char *v, bool *out)
 static int set_opt(weir_settings_t *s, const opt_t *o, const char *v)
 {
     char *field = (char *)s + o->offset;
-    char *end;
-    unsigned long long n;
+    uint64_t n;
 
     switch (o->kind) {
     case OPT_STRING:
@@ -155,10 +153,7 @@ static int set_opt(weir_settings_t *s, const opt_t *o, const char *v)
         return parse_bool(v, (bool *)field) ? 0 : -1;
     case OPT_SIZE:
     case OPT_UINT:
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 ||
-            (o->kind == OPT_UINT && n > 1000000)) {
+        if (!weir_parse_uint(v, o->kind == OPT_UINT ? 1000000 : SIZE_MAX, &n)) {
             return -1;
         }
         if (o->kind == OPT_SIZE) {

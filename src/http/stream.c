@@ -10,7 +10,6 @@
  * Thread-per-connection mode lets the content reader block on the connection's own thread;
  * it waits in short slices so that a stop is seen within STOP_CHECK_NS.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -224,17 +223,11 @@ static void stream_free(void *cls)
 /* A seq: 1 to 19 digits, at most INT64_MAX. An empty Last-Event-ID means none. */
 static bool parse_seq(const char *s, int64_t *out)
 {
-    char *end;
-
-    if (*s < '0' || *s > '9' || strlen(s) > 19) {
+    uint64_t v;
+    if (!weir_parse_uint(s, INT64_MAX, &v)) {
         return false;
     }
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*end != '\0' || errno != 0) {
-        return false;
-    }
-    *out = v;
+    *out = (int64_t)v;
     return true;
 }
 

@@ -75,7 +75,9 @@ test('namespaces: bad names and methods are refused', async () => {
     await problem(res, 405);
     assert.equal(res.headers.get('allow'), 'GET, PUT, DELETE');
   }
-  await problem(await api('/api/v2/namespaces?limit=0'), 400);
+  for (const limit of ['0', '1001', '+5', '%205', '5x', '']) {
+    await problem(await api(`/api/v2/namespaces?limit=${limit}`), 400);
+  }
   await problem(await api('/api/v2/nothing'), 404);
 });
 
@@ -250,7 +252,9 @@ test('history/{id} and replay/{id} take an id of any number of segments', async 
 test('history refuses malformed parameters', async () => {
   await weir.createNamespace('params');
   for (const [query, attribute] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=abc', 'limit'],
-    ['cursor=xyz', 'cursor'], ['cursor=-5', 'cursor'], ['from=yesterday', 'from'], ['until=2024-13-01T00:00:00Z', 'until']]) {
+    ['limit=%205', 'limit'], ['limit=+5', 'limit'], ['limit=5%20', 'limit'], ['limit=', 'limit'],
+    ['cursor=xyz', 'cursor'], ['cursor=-5', 'cursor'], ['cursor=99999999999999999999', 'cursor'],
+    ['from=yesterday', 'from'], ['until=2024-13-01T00:00:00Z', 'until']]) {
     const body = await problem(await api(`/api/v2/namespaces/params/events/history?${query}`), 400);
     assert.equal(body.attribute, attribute, query);
   }

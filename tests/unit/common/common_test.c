@@ -140,6 +140,30 @@ static void test_duration(void **state)
     }
 }
 
+static void test_parse_uint(void **state)
+{
+    uint64_t v = 7;
+    assert_true(weir_parse_uint("0", 10, &v));
+    assert_int_equal(v, 0);
+    assert_true(weir_parse_uint("0042", 100, &v));
+    assert_int_equal(v, 42);
+    assert_true(weir_parse_uint("18446744073709551615", UINT64_MAX, &v));
+    assert_true(v == UINT64_MAX);
+    assert_true(weir_parse_uint("9223372036854775807", INT64_MAX, &v));
+    assert_true(v == INT64_MAX);
+
+    v = 7;
+    const char *bad[] = {"", " 5", "5 ", "+5", "-5", "-0", "5x", "0x5", "1e3", "11", "5.0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(weir_parse_uint(bad[i], 10, &v));
+    }
+    assert_false(weir_parse_uint(NULL, 10, &v));
+    assert_false(weir_parse_uint("18446744073709551616", UINT64_MAX, &v));
+    assert_false(weir_parse_uint("9223372036854775808", INT64_MAX, &v));
+    assert_false(weir_parse_uint("1", 0, &v));
+    assert_int_equal(v, 7); /* untouched */
+}
+
 static void test_buf_json_str(void **state)
 {
     weir_buf_t b = WEIR_BUF_INIT;
@@ -198,11 +222,11 @@ static void test_case(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),     cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_glob),     cmocka_unit_test(test_time),
-        cmocka_unit_test(test_duration), cmocka_unit_test(test_buf_json_str),
-        cmocka_unit_test(test_err),      cmocka_unit_test(test_ratelimit),
-        cmocka_unit_test(test_case),
+        cmocka_unit_test(test_utf8),         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_glob),         cmocka_unit_test(test_time),
+        cmocka_unit_test(test_duration),     cmocka_unit_test(test_parse_uint),
+        cmocka_unit_test(test_buf_json_str), cmocka_unit_test(test_err),
+        cmocka_unit_test(test_ratelimit),    cmocka_unit_test(test_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
