@@ -26,7 +26,8 @@
 
 /*
  * Forward migrations, in order: the database's PRAGMA user_version counts the steps applied.
- * Never edit a step that has shipped; add one.
+ * Never edit a step that has shipped; add one. AUTOINCREMENT keeps seq from being reused
+ * after the newest events are deleted, so that a stream's cursor never points at another event.
  */
 static const char *const migrations[] = {
     "CREATE TABLE namespaces ("
@@ -116,27 +117,6 @@ static const char *const migrations[] = {
      * overwrite. NULL: not dead-lettered, or by a version that kept it in last_*. */
     "ALTER TABLE deliveries ADD COLUMN error_status INTEGER;"
     "ALTER TABLE deliveries ADD COLUMN error_data TEXT;",
-    /* events without AUTOINCREMENT, whose sqlite_sequence row cost every insert a lookup and an
-     * update: the writer gives seqs itself (next_seq), and meta's seq_floor, kept whenever
-     * events are deleted, takes over from sqlite_sequence in remembering the highest seq given. */
-    "CREATE TABLE events_v9 ("
-    "  seq INTEGER PRIMARY KEY,"
-    "  ns TEXT NOT NULL,"
-    "  source TEXT NOT NULL,"
-    "  id TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
-    "  received_us INTEGER NOT NULL,"
-    "  born_inside INTEGER NOT NULL,"
-    "  event TEXT NOT NULL,"
-    "  UNIQUE (ns, id, source)"
-    ");"
-    "INSERT INTO events_v9 (seq, ns, source, id, type, received_us, born_inside, event)"
-    "  SELECT seq, ns, source, id, type, received_us, born_inside, event FROM events;"
-    "INSERT INTO meta (key, value)"
-    "  SELECT 'seq_floor', seq FROM sqlite_sequence WHERE name = 'events';"
-    "DROP TABLE events;"
-    "ALTER TABLE events_v9 RENAME TO events;"
-    "CREATE INDEX events_ns_seq ON events (ns, seq);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -164,7 +144,6 @@ typedef enum stmt_id {
     ST_COUNT_NS,
     ST_COUNT_ALL,
     ST_LAST_SEQ,
-    ST_SEQ_FLOOR_SET,
     ST_RETENTION_GET,
     ST_RETENTION_SET,
     ST_NTH_NEWEST,
@@ -208,9 +187,8 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_RELEASE] = "RELEASE w",
     [ST_ROLLBACK_TO] = "ROLLBACK TO w",
     [ST_NS_PRESENT] = "SELECT 1 FROM namespaces WHERE name = ?1",
-    [ST_INSERT] = "INSERT INTO events"
-                  " (ns, source, id, type, received_us, born_inside, event, seq)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    [ST_INSERT] = "INSERT INTO events (ns, source, id, type, received_us, born_inside, event)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                   " ON CONFLICT (ns, id, source) DO NOTHING",
     [ST_FIND_SEQ] = "SELECT seq FROM events WHERE ns = ?1 AND source = ?2 AND id = ?3",
     [ST_NS_INSERT] = "INSERT INTO namespaces (name, created_us) VALUES (?1, ?2)"
@@ -238,11 +216,8 @@ static const char *const stmt_sql[ST_MAX] = {
                " AND (?3 IS NULL OR source = ?3) AND +seq <= ?4 ORDER BY +seq DESC LIMIT 1",
     [ST_COUNT_NS] = "SELECT count(*) FROM events WHERE ns = ?1",
     [ST_COUNT_ALL] = "SELECT count(*) FROM events",
-    /* The highest seq ever given: the newest event's, or a deleted one's that seq_floor kept. */
-    [ST_LAST_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
-                    " coalesce((SELECT value FROM meta WHERE key = 'seq_floor'), 0))",
-    [ST_SEQ_FLOOR_SET] = "INSERT INTO meta (key, value) VALUES ('seq_floor', ?1)"
-                         " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    /* sqlite_sequence holds the highest seq ever given, deleted events included. */
+    [ST_LAST_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
     [ST_RETENTION_GET] = "SELECT coalesce(retention_max_age_us, -1),"
                          " coalesce(retention_max_count, -1) FROM namespaces WHERE name = ?1",
     [ST_RETENTION_SET] = "UPDATE namespaces SET retention_max_age_us = ?2,"
@@ -294,11 +269,6 @@ typedef struct sqlite_db {
     /* The namespace the open transaction last found present ("" for none): a group's events
      * mostly go to one namespace, which then costs one lookup per group, not one per event. */
     char ns_known[WEIR_STORE_NS_NAME_MAX + 1];
-    /* The seq the next event gets (writer only): one above the highest ever given, read at open.
-     * Deleting events first records that highest in meta's seq_floor (keep_seq_floor), so that
-     * no seq is given twice, even to an event stored after a restart. A write undone leaves its
-     * seqs unused: seqs grow, with gaps. */
-    int64_t next_seq;
     pthread_mutex_t pool_lock;
     conn_t *idle;
     weir_sqlite_listen_t *listen; /* listeners and deliveries (sqlite_listen.c) */
@@ -766,22 +736,6 @@ static int lock_dir(const char *dir, int *fd, weir_err_t *err)
     return rc;
 }
 
-/* Sets next_seq one above the highest seq ever given, deleted events' included. */
-static int read_next_seq(sqlite_db_t *d, weir_err_t *err)
-{
-    sqlite3_stmt *st = stmt_get(d->writer, ST_LAST_SEQ);
-    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
-    d->next_seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) + 1 : 0;
-    if (st != NULL) {
-        stmt_done(st);
-    }
-    if (rc != SQLITE_ROW) {
-        return weir_err_set(err, log_failure(d->writer->db, "read the last seq"), NULL,
-                            "cannot read the database");
-    }
-    return 0;
-}
-
 static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
 {
     *out = NULL;
@@ -820,9 +774,6 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     }
     if (rc == 0) {
         rc = migrate(d->writer->db, err);
-    }
-    if (rc == 0) {
-        rc = read_next_seq(d, err);
     }
     if (rc == 0) {
         rc = sync_at_open(d, err);
@@ -1013,9 +964,8 @@ static int find_seq(conn_t *c, const char *ns, const char *source, const char *i
     return rc == SQLITE_ROW ? 0 : log_failure(c->db, "find stored duplicate");
 }
 
-static int insert_item(sqlite_db_t *d, int64_t received_us, weir_store_item_t *it)
+static int insert_item(conn_t *c, int64_t received_us, weir_store_item_t *it)
 {
-    conn_t *c = d->writer;
     const char *source = weir_ce_get(it->ev, "source");
     const char *id = weir_ce_get(it->ev, "id");
     sqlite3_stmt *st = stmt_get(c, ST_INSERT);
@@ -1030,7 +980,6 @@ static int insert_item(sqlite_db_t *d, int64_t received_us, weir_store_item_t *i
     sqlite3_bind_int64(st, 5, received_us);
     sqlite3_bind_int(st, 6, it->born_inside ? 1 : 0);
     sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, d->next_seq);
     int rc = sqlite3_step(st);
     stmt_done(st);
     if (rc != SQLITE_DONE) {
@@ -1040,23 +989,10 @@ static int insert_item(sqlite_db_t *d, int64_t received_us, weir_store_item_t *i
     /* ON CONFLICT DO NOTHING changed no row: (ns, source, id) is stored already. */
     it->duplicate = sqlite3_changes(c->db) == 0;
     if (!it->duplicate) {
-        it->seq = d->next_seq++;
+        it->seq = sqlite3_last_insert_rowid(c->db);
         return 0;
     }
     return find_seq(c, it->ns, source, id, &it->seq);
-}
-
-/* Records the highest seq given, before events are deleted: the newest may be among them. */
-static int keep_seq_floor(sqlite_db_t *d)
-{
-    sqlite3_stmt *st = stmt_get(d->writer, ST_SEQ_FLOOR_SET);
-    if (st == NULL) {
-        return WEIR_EIO;
-    }
-    sqlite3_bind_int64(st, 1, d->next_seq - 1);
-    int rc = sqlite3_step(st);
-    stmt_done(st);
-    return rc == SQLITE_DONE ? 0 : log_failure(d->writer->db, "keep the highest seq");
 }
 
 /* A replay inserts no row: it names the stored copy, which must still be there. */
@@ -1144,7 +1080,7 @@ static int write_items(sqlite_db_t *d, weir_store_write_t *w)
         if (rc == 0 && it->replay) {
             rc = find_replayed(c, it);
         } else if (rc == 0 && !it->outbox_only) {
-            rc = insert_item(d, w->received_us, it);
+            rc = insert_item(c, w->received_us, it);
         }
         if (rc == 0) {
             rc = outbox_add(d, it, w->received_us);
@@ -1274,22 +1210,18 @@ static int sq_ns_delete(void *db, const char *name)
         return writer_failed(d);
     }
     weir_sqlite_listen_write_begin(d->listen);
-    bool unused;
     int rc = delete_by_name(c, ST_NS_DELETE, name, &changed);
-    if (rc == 0 && !changed) {
-        rc = WEIR_ENOTFOUND;
-    }
-    if (rc == 0) {
+    if (rc == 0 && changed) {
         rc = weir_sqlite_listen_ns_delete(d->listen, c->db, name);
     }
-    if (rc == 0) {
-        rc = keep_seq_floor(d);
-    }
-    if (rc == 0) {
+    if (rc == 0 && changed) {
+        bool unused;
         rc = delete_by_name(c, ST_NS_EVENTS_DELETE, name, &unused);
-    }
-    if (rc == 0) {
-        rc = delete_by_name(c, ST_NS_FILTERS_DELETE, name, &unused);
+        if (rc == 0) {
+            rc = delete_by_name(c, ST_NS_FILTERS_DELETE, name, &unused);
+        }
+    } else if (rc == 0) {
+        rc = WEIR_ENOTFOUND;
     }
     if (rc == WEIR_EIO) {
         writer_failed(d);
@@ -1612,12 +1544,21 @@ static int sq_count(void *db, const char *ns, int64_t *count, weir_err_t *err)
 
 /* ---- live streams and retention ------------------------------------------------------- */
 
-/* The highest seq given so far: the writer's thread has not started yet. */
+/* Runs at open, before the writer thread starts, so the writer's connection is free. */
 static int sq_last_seq(void *db, int64_t *seq, weir_err_t *err)
 {
     sqlite_db_t *d = db;
-    (void)err;
-    *seq = d->next_seq - 1;
+    sqlite3_stmt *st = stmt_get(d->writer, ST_LAST_SEQ);
+
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (st != NULL) {
+        stmt_done(st);
+    }
+    if (rc != SQLITE_ROW) {
+        return weir_err_set(err, log_failure(d->writer->db, "read the last seq"), NULL,
+                            "cannot read the database");
+    }
     return 0;
 }
 
@@ -1761,9 +1702,6 @@ static int sq_trim(void *db, const char *ns, int64_t before_us, int64_t through_
     }
     if (rc == 0 && newest > 0) {
         rc = trimmed_set(d, ns, newest);
-    }
-    if (rc == 0 && newest > 0 && keep_seq_floor(d) != 0) {
-        rc = writer_failed(d);
     }
     return rc;
 }
