@@ -131,6 +131,50 @@ static bool header_attr_name(const char *rest, char name[WEIR_CE_NAME_MAX + 1])
     return n > 0;
 }
 
+/*
+ * The length of a header's value without the white space (SP, HTAB) that may end it: RFC 7230
+ * puts optional white space around a field value, and libmicrohttpd strips only what leads.
+ */
+static size_t value_len(const char *value)
+{
+    size_t n = strlen(value);
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t')) {
+        n--;
+    }
+    return n;
+}
+
+/*
+ * value[0..n) with its double-quoted strings unescaped (RFC 7230, section 3.2.6: the quotes go,
+ * and a backslash gives the character after it), into *out (allocated). The HTTP binding has
+ * receivers do that for senders of its older versions, which did not percent-encode spaces and
+ * quotes; percent-decoding follows.
+ */
+static int unquote(const char *value, size_t n, const char *name, char **out, weir_err_t *err)
+{
+    char *text = weir_malloc(n + 1);
+    size_t len = 0;
+    bool quoted = false;
+
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] == '"') {
+            quoted = !quoted;
+        } else if (quoted && value[i] == '\\' && i + 1 < n) {
+            text[len++] = value[++i];
+        } else {
+            text[len++] = value[i];
+        }
+    }
+    if (quoted) {
+        weir_free(text);
+        return weir_err_set(err, WEIR_EINVAL, name, "a double-quoted string is not closed");
+    }
+    text[len] = '\0';
+    *out = text;
+    return 0;
+}
+
 static int put_ce_header(weir_event_t *ev, const char *rest, const char *value, weir_err_t *err)
 {
     char name[WEIR_CE_NAME_MAX + 1];
@@ -139,12 +183,22 @@ static int put_ce_header(weir_event_t *ev, const char *rest, const char *value, 
                             "a ce- header must name an attribute of 1 to %d letters and digits",
                             WEIR_CE_NAME_MAX);
     }
+    if (strcmp(name, "datacontenttype") == 0) {
+        return weir_err_set(err, WEIR_EINVAL, name,
+                            "in binary mode the Content-Type header gives it, never a ce- header");
+    }
     if (weir_ce_attr(ev, name) != NULL) {
         return weir_err_set(err, WEIR_EINVAL, name, "given more than once");
     }
+    char *unquoted;
+    int rc = unquote(value, value_len(value), name, &unquoted, err);
+    if (rc != 0) {
+        return rc;
+    }
     char *decoded;
     weir_err_t why;
-    int rc = weir_ce_percent_decode(value, &decoded, &why);
+    rc = weir_ce_percent_decode(unquoted, &decoded, &why);
+    weir_free(unquoted);
     if (rc != 0) {
         return weir_err_set(err, rc, name, "%s", why.msg);
     }
@@ -156,13 +210,17 @@ static int put_ce_header(weir_event_t *ev, const char *rest, const char *value, 
 /* Content-Type is an ordinary HTTP header: taken as it is, not percent-decoded. */
 static int put_content_type(weir_event_t *ev, const char *value, weir_err_t *err)
 {
-    if (value[0] == '\0') {
+    size_t n = value_len(value);
+    if (n == 0) {
         return 0;
     }
     if (weir_ce_attr(ev, "datacontenttype") != NULL) {
         return weir_err_set(err, WEIR_EINVAL, "datacontenttype", "given more than once");
     }
-    return weir_ce_set(ev, "datacontenttype", value, WEIR_CE_STRING, err);
+    char *type = weir_strndup(value, n);
+    int rc = weir_ce_set(ev, "datacontenttype", type, WEIR_CE_STRING, err);
+    weir_free(type);
+    return rc;
 }
 
 static int put_headers(weir_event_t *ev, const weir_ce_header_t *headers, size_t n, weir_err_t *err)
@@ -192,7 +250,7 @@ static void drop_encoding(weir_event_t *ev)
     const char *version = weir_ce_get(ev, "specversion");
     const char *encoding = weir_ce_get(ev, "datacontentencoding");
     if (version != NULL && strcmp(version, "0.3") == 0 && encoding != NULL &&
-        strcmp(encoding, "base64") == 0) {
+        weir_strcasecmp(encoding, "base64") == 0) {
         weir_ce_remove(ev, "datacontentencoding");
     }
 }

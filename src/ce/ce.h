@@ -90,7 +90,8 @@ void weir_ce_set_data(weir_event_t *ev, weir_ce_data_kind_t kind, const void *da
  */
 int weir_ce_validate(const weir_event_t *ev, weir_err_t *err);
 
-/* True when the media type is JSON: application/json, text/json, or any type ending in +json. */
+/* True when the media type is JSON by the JSON format's rule: its subtype, parameters aside, is
+ * "json" or ends in "+json" (application/json, text/json, application/ld+json...). */
 bool weir_ce_is_json_type(const char *media_type);
 
 /* ---- strict JSON ----------------------------------------------------------------------- */

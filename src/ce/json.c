@@ -420,22 +420,39 @@ static size_t media_essence(const char **s)
     return n;
 }
 
+/* Whether s[0..n) ends with suffix, ignoring ASCII case. */
+static bool ends_with_ci(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    if (k > n) {
+        return false;
+    }
+    for (size_t i = 0; i < k; i++) {
+        char a = s[n - k + i], b = suffix[i];
+        a = a >= 'A' && a <= 'Z' ? (char)(a - 'A' + 'a') : a;
+        if (a != b) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool weir_ce_is_json_type(const char *media_type)
 {
     if (media_type == NULL) {
         return false;
     }
+    /* The JSON format's rule: a subtype "json" or one ending in "+json", whatever the type. */
     const char *s = media_type;
     size_t n = media_essence(&s);
-    char essence[128];
-    if (n >= sizeof(essence)) {
+    const char *slash = memchr(s, '/', n);
+    if (slash == NULL) {
         return false;
     }
-    memcpy(essence, s, n);
-    essence[n] = '\0';
-    return weir_strcasecmp(essence, "application/json") == 0 ||
-           weir_strcasecmp(essence, "text/json") == 0 ||
-           (n > 5 && weir_strcasecmp(essence + n - 5, "+json") == 0);
+    const char *subtype = slash + 1;
+    size_t len = n - (size_t)(subtype - s);
+    return (len == 4 && ends_with_ci(subtype, len, "json")) ||
+           (len > 5 && ends_with_ci(subtype, len, "+json"));
 }
 
 bool weir_ce__is_text_type(const char *media_type)

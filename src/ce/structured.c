@@ -443,6 +443,13 @@ static int decode_elements(const char *p, const char *end, weir_event_t **evs, s
     for (size_t i = 0; i < n; i++) {
         const char *next = weir_ce__json_skip(p, end);
         int rc = decode_object(p, next, &evs[i], err);
+        if (rc == 0 && i > 0 &&
+            strcmp(weir_ce_get(evs[i], "specversion"), weir_ce_get(evs[0], "specversion")) != 0) {
+            /* The HTTP binding: every event of a batch has the same specversion. */
+            rc = weir_err_set(err, WEIR_EINVAL, "specversion", "is not that of element 0 (%s)",
+                              weir_ce_get(evs[0], "specversion"));
+            weir_ce_free(evs[i]);
+        }
         if (rc != 0) {
             weir_ce_free_all(evs, i);
             return element_error(err, rc, i);

@@ -90,13 +90,34 @@ static int check_string(const weir_ce_attr_t *a, weir_err_t *err)
     return 0;
 }
 
-/* The spec's String type excludes the control characters U+0000-U+001F and U+007F-U+009F. */
-static bool has_control(const char *v)
+/*
+ * Whether v (valid UTF-8) holds a character the spec's String type excludes: the control
+ * characters U+0000-U+001F and U+007F-U+009F, and Unicode's noncharacters (U+FDD0-U+FDEF, and
+ * the last two code points of every plane). UTF-8 validation has already refused surrogates.
+ */
+static bool has_disallowed(const char *v)
 {
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p < 0x20 || *p == 0x7F || (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)) {
+    const unsigned char *p = (const unsigned char *)v;
+    while (*p) {
+        uint32_t cp;
+        size_t n;
+        if (p[0] < 0x80) {
+            cp = p[0], n = 1;
+        } else if (p[0] < 0xE0) {
+            cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F), n = 2;
+        } else if (p[0] < 0xF0) {
+            cp = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F),
+            n = 3;
+        } else {
+            cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+                 (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F),
+            n = 4;
+        }
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0xFDD0 && cp <= 0xFDEF) ||
+            (cp & 0xFFFE) == 0xFFFE) {
             return true;
         }
+        p += n;
     }
     return false;
 }
@@ -121,7 +142,7 @@ static int check_known(const weir_ce_attr_t *a, bool v03, weir_err_t *err)
         return weir_err_set(err, WEIR_EINVAL, n,
                             v03 ? "must be a URI reference" : "must be an absolute URI");
     }
-    if (v03 && strcmp(n, "datacontentencoding") == 0 && strcmp(v, "base64") != 0) {
+    if (v03 && strcmp(n, "datacontentencoding") == 0 && weir_strcasecmp(v, "base64") != 0) {
         return weir_err_set(err, WEIR_EINVAL, n, "must be \"base64\"");
     }
     if (strcmp(n, "data") == 0) {
@@ -154,9 +175,9 @@ int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
         return weir_err_set(err, WEIR_EINVAL, "", "more than %d attributes", WEIR_CE_ATTRS_MAX);
     }
     for (size_t i = 0; i < ev->nattrs; i++) {
-        if (has_control(ev->attrs[i].value)) {
+        if (has_disallowed(ev->attrs[i].value)) {
             return weir_err_set(err, WEIR_EINVAL, ev->attrs[i].name,
-                                "must not contain control characters");
+                                "must not contain control characters or Unicode noncharacters");
         }
         if ((rc = check_known(&ev->attrs[i], v03, err)) != 0) {
             return rc;

@@ -89,11 +89,17 @@ test('percent-encoded and raw header values are decoded once', async () => {
   assert.equal((await send('pct-1', '100%25%20caf%C3%A9')).status, 202);
   assert.equal((await send('pct-2', '100% café')).status, 202);
   assert.equal((await send('pct-3', '%2541')).status, 202);
+  // Double-quoted strings are unescaped first (older senders did not percent-encode), and the
+  // white space around a value is not part of it.
+  assert.equal((await send('pct-4', '"say \\"hi\\"" 100%25')).status, 202);
+  assert.equal((await send('pct-5', 'spaced  ')).status, 202);
   const items = await weir.history('beta');
   const subject = (id) => items.find((i) => i.event.id === id).event.subject;
   assert.equal(subject('pct-1'), '100% café');
   assert.equal(subject('pct-2'), '100% café');
   assert.equal(subject('pct-3'), '%41');
+  assert.equal(subject('pct-4'), 'say "hi" 100%');
+  assert.equal(subject('pct-5'), 'spaced');
 });
 
 test('specversion 0.3 is accepted', async () => {
@@ -150,6 +156,10 @@ const badCases = [
   { name: 'bad time', path: '/alpha', headers: { ...good, 'ce-time': 'yesterday' }, status: 400, attribute: 'time' },
   { name: 'invalid UTF-8 in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': '%FF%FE' }, status: 400, attribute: 'subject' },
   { name: 'a control character in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': 'a%0Ab' }, status: 400, attribute: 'subject' },
+  { name: 'a Unicode noncharacter in a decoded header', path: '/alpha', headers: { ...good, 'ce-subject': 'a%EF%BF%BFb' }, status: 400, attribute: 'subject' },
+  { name: 'an unclosed double-quoted header value', path: '/alpha', headers: { ...good, 'ce-subject': '"abc' }, status: 400, attribute: 'subject',
+    detail: /a double-quoted string is not closed/ },
+  { name: 'a ce-datacontenttype header', path: '/alpha', headers: { ...good, 'ce-datacontenttype': 'text/plain' }, status: 400, attribute: 'datacontenttype' },
   { name: 'a misspelt extension header', path: '/alpha', headers: { ...good, 'ce-My_Ext': 'x' }, status: 400, attribute: 'My_Ext',
     detail: /a ce- header must name an attribute of 1 to 64 letters and digits/ },
   // structured mode
@@ -171,6 +181,9 @@ const badCases = [
   // batched mode
   { name: 'a batch that is not an array', path: '/alpha', headers: BATCH, body: '{}', status: 400 },
   { name: 'a batch with one bad event', path: '/alpha', headers: BATCH, body: badBatch, status: 400, attribute: 'id', detail: /^batch element 1: / },
+  { name: 'a batch mixing spec versions', path: '/alpha', headers: BATCH,
+    body: JSON.stringify([{ ...base, id: 'v10' }, { ...base, id: 'v03', specversion: '0.3' }]), status: 400, attribute: 'specversion',
+    detail: /^batch element 1: is not that of element 0 \(1\.0\)$/ },
   { name: 'a batch of more than 1000 events', path: '/alpha', headers: BATCH,
     body: JSON.stringify(Array.from({ length: 1001 }, (_, i) => ({ ...base, id: `many-${i}` }))), status: 413,
     detail: /a batch holds at most 1000 events/ },

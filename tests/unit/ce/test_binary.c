@@ -129,6 +129,62 @@ static void test_binary_decode(void **state)
     weir_ce_free(ev);
 }
 
+/* Binary-mode header values as the HTTP binding reads them: without the white space around
+ * them, double-quoted strings unescaped, then one round of percent-decoding. */
+static void test_binary_header_values(void **state)
+{
+    const weir_ce_header_t h[] = {
+        {"ce-specversion", "1.0"},
+        {"ce-id", "\"id 1\""},
+        {"ce-source", "\"/s\""},
+        {"ce-type", "t \t "},
+        {"ce-xtra", "\"a\\\"b\""},
+        {"ce-subject", "\"100%25\" x"},
+        {"content-type", "text/plain; charset=utf-8 "},
+    };
+    weir_event_t *ev = binary_ok(h, NHEADERS(h), "x", 1);
+    assert_string_equal(weir_ce_get(ev, "id"), "id 1");
+    assert_string_equal(weir_ce_get(ev, "source"), "/s");
+    assert_string_equal(weir_ce_get(ev, "xtra"), "a\"b");
+    assert_string_equal(weir_ce_get(ev, "type"), "t");
+    assert_string_equal(weir_ce_get(ev, "subject"), "100% x");
+    assert_string_equal(weir_ce_get(ev, "datacontenttype"), "text/plain; charset=utf-8");
+    weir_ce_free(ev);
+
+    const weir_ce_header_t open_quote[] = {
+        {"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-source", "/s"}, {"ce-type", "\"t"}};
+    binary_fails(open_quote, NHEADERS(open_quote), "type");
+
+    /* The Content-Type header gives the data's type, never a ce- header. */
+    const weir_ce_header_t type_header[] = {{"ce-specversion", "1.0"},
+                                            {"ce-id", "1"},
+                                            {"ce-source", "/s"},
+                                            {"ce-type", "t"},
+                                            {"ce-datacontenttype", "text/plain"}};
+    binary_fails(type_header, NHEADERS(type_header), "datacontenttype");
+}
+
+/* The String type excludes Unicode's noncharacters, as it does control characters. */
+static void test_binary_noncharacters(void **state)
+{
+    static const char *const bad[] = {"a%EF%BF%BFb",  "%EF%BF%BE",    "%EF%B7%90", "%EF%B7%AF",
+                                      "%F0%9F%BF%BE", "%F4%8F%BF%BF", "%C2%85"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const weir_ce_header_t h[] = {{"ce-specversion", "1.0"},
+                                      {"ce-id", "1"},
+                                      {"ce-source", "/s"},
+                                      {"ce-type", "t"},
+                                      {"ce-subject", bad[i]}};
+        binary_fails(h, NHEADERS(h), "subject");
+    }
+    /* Their neighbours are characters like any other. */
+    const weir_ce_header_t ok[] = {{"ce-specversion", "1.0"},
+                                   {"ce-id", "%EF%BF%BD%EF%B7%8F%EF%B7%B0%F0%9F%BF%BD"},
+                                   {"ce-source", "/s"},
+                                   {"ce-type", "t"}};
+    weir_ce_free(binary_ok(ok, NHEADERS(ok), "x", 1));
+}
+
 static void test_binary_body_kept_byte_for_byte(void **state)
 {
     const weir_ce_header_t h[] = {
@@ -233,6 +289,16 @@ static void test_binary_v03_encoding_dropped(void **state)
     weir_event_t *ev = binary_ok(h, NHEADERS(h), "\x01\x02", 2);
     assert_null(weir_ce_attr(ev, "datacontentencoding"));
     ce_assert_roundtrip(ev);
+    weir_ce_free(ev);
+
+    /* RFC 2045's encoding names ignore case, as structured mode does. */
+    const weir_ce_header_t upper[] = {{"ce-specversion", "0.3"},
+                                      {"ce-id", "1"},
+                                      {"ce-source", "/s"},
+                                      {"ce-type", "t"},
+                                      {"ce-datacontentencoding", "Base64"}};
+    ev = binary_ok(upper, NHEADERS(upper), "\x01\x02", 2);
+    assert_null(weir_ce_attr(ev, "datacontentencoding"));
     weir_ce_free(ev);
 }
 
@@ -404,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_binary_encode),
         cmocka_unit_test(test_binary_encode_json_type),
         cmocka_unit_test(test_binary_roundtrip),
+        cmocka_unit_test(test_binary_header_values),
+        cmocka_unit_test(test_binary_noncharacters),
         cmocka_unit_test(test_detect_mode),
         cmocka_unit_test(test_decode_http),
     };

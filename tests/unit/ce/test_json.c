@@ -195,12 +195,19 @@ static void test_is_json_type(void **state)
     assert_true(weir_ce_is_json_type("application/cloudevents+json"));
     assert_true(weir_ce_is_json_type("application/vnd.foo+json;v=1"));
     assert_true(weir_ce_is_json_type(" application/json"));
+    /* The JSON format's rule is about the subtype alone. */
+    assert_true(weir_ce_is_json_type("model/json"));
+    assert_true(weir_ce_is_json_type("application/vnd.a-very-long-name-that-goes-on-and-on-and-on"
+                                     "-past-one-hundred-and-twenty-eight-characters-in-all-of-"
+                                     "its-type+json"));
     assert_false(weir_ce_is_json_type(NULL));
     assert_false(weir_ce_is_json_type(""));
     assert_false(weir_ce_is_json_type("text/plain"));
     assert_false(weir_ce_is_json_type("application/jsonx"));
     assert_false(weir_ce_is_json_type("application/json-seq"));
     assert_false(weir_ce_is_json_type("+json"));
+    assert_false(weir_ce_is_json_type("json"));
+    assert_false(weir_ce_is_json_type("application/+json"));
     assert_false(weir_ce_is_json_type("application/xml; note=+json"));
 }
 

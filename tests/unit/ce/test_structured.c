@@ -119,6 +119,9 @@ static void test_string_data_under_json_type_is_json(void **state)
     ev = ce_decode_ok("{" HEAD10 ",\"datacontenttype\":\"application/x+json\",\"data\":\"hi\"}");
     assert_data(ev, WEIR_CE_DATA_JSON, "\"hi\"", 4);
     weir_ce_free(ev);
+    ev = ce_decode_ok("{" HEAD10 ",\"datacontenttype\":\"model/json\",\"data\":\"hi\"}");
+    assert_data(ev, WEIR_CE_DATA_JSON, "\"hi\"", 4);
+    weir_ce_free(ev);
     /* Not a string: JSON whatever the type says. */
     ev = ce_decode_ok("{" HEAD10 ",\"datacontenttype\":\"text/plain\",\"data\":{\"a\":1}}");
     assert_data(ev, WEIR_CE_DATA_JSON, "{\"a\":1}", 7);
@@ -393,13 +396,19 @@ static void test_error_messages_are_safe(void **state)
 
 static void test_batch(void **state)
 {
-    const char *body = " [ {" HEAD10 ",\"data\":[1, 2]} ,\n{" HEAD03 "} ] ";
+    const char *body = " [ {" HEAD10 ",\"data\":[1, 2]} ,\n{" HEAD10 "} ] ";
     weir_event_t **evs;
     size_t n;
     weir_err_t err = {0};
     assert_int_equal(weir_ce_decode_batch(body, strlen(body), &evs, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_data(evs[0], WEIR_CE_DATA_JSON, "[1, 2]", 6);
+    assert_int_equal(evs[1]->data_kind, WEIR_CE_DATA_NONE);
+    weir_ce_free_all(evs, n);
+
+    body = "[{" HEAD03 "},{" HEAD03 "}]";
+    assert_int_equal(weir_ce_decode_batch(body, strlen(body), &evs, &n, &err), 0);
+    assert_int_equal(n, 2);
     assert_string_equal(weir_ce_get(evs[1], "specversion"), "0.3");
     weir_ce_free_all(evs, n);
 
@@ -419,6 +428,14 @@ static void test_batch_errors(void **state)
     assert_non_null(strstr(err.msg, "element 2"));
     assert_null(evs);
     assert_int_equal(n, 0);
+
+    /* The HTTP binding: every event of a batch has the same specversion. */
+    body = "[{" HEAD10 "},{\"specversion\":\"0.3\",\"id\":\"2\",\"source\":\"/s\","
+           "\"type\":\"t\"}]";
+    assert_int_equal(weir_ce_decode_batch(body, strlen(body), &evs, &n, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "specversion");
+    assert_string_equal(err.msg, "batch element 1: is not that of element 0 (1.0)");
+    assert_null(evs);
 
     body = "[{" HEAD10 "}, 3]";
     assert_int_equal(weir_ce_decode_batch(body, strlen(body), &evs, &n, &err), WEIR_EINVAL);
