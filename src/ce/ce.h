@@ -36,6 +36,8 @@ typedef enum weir_ce_data_kind {
     WEIR_CE_DATA_NONE = 0, /* no data */
     WEIR_CE_DATA_BYTES,    /* opaque bytes, kept exactly as received */
     WEIR_CE_DATA_JSON,     /* a JSON text (a structured-mode "data" value), kept as received */
+    WEIR_CE_DATA_TEXT,     /* a string's UTF-8 (a structured-mode "data" string under a type that
+                              is not JSON): the JSON format writes it back as a string */
 } weir_ce_data_kind_t;
 
 typedef struct weir_event {

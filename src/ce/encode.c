@@ -51,6 +51,9 @@ static data_form_t data_form(const weir_event_t *ev)
     if (ev->data_kind == WEIR_CE_DATA_JSON) {
         return FORM_JSON;
     }
+    if (ev->data_kind == WEIR_CE_DATA_TEXT) {
+        return FORM_STRING; /* a string stays one, as the JSON format says of String data */
+    }
     /* With no datacontenttype the JSON format reads "data" as JSON. */
     const char *type = weir_ce_get(ev, "datacontenttype");
     const char *bytes = (const char *)ev->data;

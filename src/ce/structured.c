@@ -266,7 +266,7 @@ static int put_data(weir_event_t *ev, const members_t *ms, bool v03, weir_err_t 
     const weir_ce_attr_t *type = weir_ce_attr(ev, "datacontenttype");
     if (data->kind == M_STRING && type != NULL && !weir_ce_is_json_type(type->value)) {
         /* A string under a type that is not JSON carries that type's content itself. */
-        weir_ce_set_data(ev, WEIR_CE_DATA_BYTES, data->str.data, data->str.len);
+        weir_ce_set_data(ev, WEIR_CE_DATA_TEXT, data->str.data, data->str.len);
         return 0;
     }
     weir_ce_set_data(ev, WEIR_CE_DATA_JSON, data->raw, data->raw_len);

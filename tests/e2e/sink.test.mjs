@@ -47,6 +47,16 @@ test('structured mode from the JavaScript SDK', async () => {
   assert.equal(item.event.type, 'com.example.str');
 });
 
+test('string data under a type that is not JSON reads back as the same string', async () => {
+  const body = JSON.stringify({ specversion: '1.0', id: 'xml-1', source: '/xml', type: 't', datacontenttype: 'application/xml', data: '<much wow="xml"/>' });
+  const res = await fetch(`${weir.sink}/alpha`, { method: 'POST', body, headers: { 'content-type': 'application/cloudevents+json' } });
+  assert.equal(res.status, 202);
+  const [item] = (await weir.history('alpha')).filter((i) => i.event.id === 'xml-1');
+  assert.deepEqual(item.event, JSON.parse(body));
+  const found = await (await fetch(`${weir.api}/api/v2/namespaces/alpha/events/history?text=${encodeURIComponent('wow=')}`)).json();
+  assert.deepEqual(found.items.map((i) => i.event.id), ['xml-1']);
+});
+
 test('binary data is kept byte for byte', async () => {
   const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13, 0x80]);
   const res = await fetch(`${weir.sink}/alpha`, {

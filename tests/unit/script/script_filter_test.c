@@ -160,7 +160,7 @@ static void text_data_is_a_string(void **state)
     assert_int_equal(fx_run(*state, "event.data = event.data.toUpperCase(); return event;", in,
                             &out, NULL, &err),
                      0);
-    assert_int_equal(out->data_kind, WEIR_CE_DATA_BYTES);
+    assert_int_equal(out->data_kind, WEIR_CE_DATA_TEXT);
     assert_int_equal(out->data_len, 12);
     assert_memory_equal(out->data, "HELLO, WORLD", 12);
     weir_ce_free(out);
