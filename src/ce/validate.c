@@ -1,40 +1,166 @@
 /* Validation of a whole event against the spec version it names (1.0.2 or 0.3). */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "ce/ce.h"
 
-/* True when s uses only the characters RFC 3986 allows in a URI reference, escapes well formed. */
-static bool uri_ref_chars(const char *s)
+/* ---- RFC 3986 URIs ----------------------------------------------------------------------- */
+
+static bool is_alpha(char c)
 {
-    static const char allowed[] = "-._~:/?#[]@!$&'()*+,;=";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '%') {
-            if (weir_hex_value(s[1]) < 0 || weir_hex_value(s[2]) < 0) {
-                return false;
-            }
-            s += 2;
-        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     (c != 0 && strchr(allowed, c)))) {
-            return false;
-        }
-    }
-    return true;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* True when s starts with a URI scheme: a letter, then letters, digits, '+', '-', '.', and ':'. */
-static bool has_scheme(const char *s)
+static bool is_digit(char c)
 {
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) {
+    return c >= '0' && c <= '9';
+}
+
+static bool in_set(char c, const char *set)
+{
+    return c != '\0' && strchr(set, c) != NULL;
+}
+
+/*
+ * The length of a run of s[0..n) made of unreserved characters, percent-encodings and the
+ * characters of extra: what RFC 3986 builds userinfo, reg-name, segments, queries and fragments
+ * of. A '%' not followed by two hex digits ends the run.
+ */
+static size_t uri_run(const char *s, size_t n, const char *extra)
+{
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && weir_hex_value(s[i + 1]) >= 0 &&
+            weir_hex_value(s[i + 2]) >= 0) {
+            i += 3;
+        } else if (is_alpha(c) || is_digit(c) || in_set(c, "-._~") || in_set(c, extra)) {
+            i++;
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+#define SUB_DELIMS "!$&'()*+,;="
+#define PCHAR      SUB_DELIMS ":@"
+
+/* IPvFuture: "v", hex digits, ".", then unreserved characters, sub-delims and ':'. */
+static bool ipv_future(const char *s, size_t n)
+{
+    size_t i = 1;
+    while (i < n && weir_hex_value(s[i]) >= 0) {
+        i++;
+    }
+    if (i == 1 || i >= n || s[i] != '.') {
         return false;
     }
-    for (s++; *s && *s != ':'; s++) {
-        if (!strchr("+-.", *s) &&
-            !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) {
+    size_t start = ++i;
+    while (i < n && (is_alpha(s[i]) || is_digit(s[i]) || in_set(s[i], "-._~" SUB_DELIMS ":"))) {
+        i++;
+    }
+    return i == n && i > start;
+}
+
+/* host [ ":" port ] of an authority: an IP-literal in brackets, or a reg-name (IPv4 included). */
+static bool uri_host_port(const char *s, size_t n)
+{
+    size_t i;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (close == NULL) {
+            return false;
+        }
+        size_t len = (size_t)(close - s) - 1;
+        char literal[64];
+        if (len == 0 || len >= sizeof(literal)) {
+            return false;
+        }
+        memcpy(literal, s + 1, len);
+        literal[len] = '\0';
+        struct in6_addr addr;
+        bool future = literal[0] == 'v' || literal[0] == 'V';
+        if (future ? !ipv_future(literal, len) : inet_pton(AF_INET6, literal, &addr) != 1) {
+            return false;
+        }
+        i = len + 2;
+    } else {
+        i = uri_run(s, n, SUB_DELIMS);
+    }
+    if (i < n && s[i] == ':') {
+        for (i++; i < n && is_digit(s[i]); i++) {
+        }
+    }
+    return i == n;
+}
+
+/* "//" authority, without the "//": [ userinfo "@" ] host [ ":" port ]. */
+static bool uri_authority(const char *s, size_t n)
+{
+    const char *at = memchr(s, '@', n);
+    if (at != NULL) {
+        size_t user = (size_t)(at - s);
+        if (uri_run(s, user, SUB_DELIMS ":") != user) {
+            return false;
+        }
+        s = at + 1;
+        n -= user + 1;
+    }
+    return uri_host_port(s, n);
+}
+
+/*
+ * Whether s is an RFC 3986 URI reference (section 4.1); with absolute, an absolute URI (section
+ * 4.3: a scheme, and no fragment).
+ */
+static bool uri_valid(const char *s, bool absolute)
+{
+    size_t n = strlen(s);
+    const char *hash = memchr(s, '#', n);
+    if (hash != NULL) {
+        size_t frag = n - (size_t)(hash - s) - 1;
+        if (absolute || uri_run(hash + 1, frag, PCHAR "/?") != frag) {
+            return false;
+        }
+        n = (size_t)(hash - s);
+    }
+    const char *question = memchr(s, '?', n);
+    if (question != NULL) {
+        size_t query = n - (size_t)(question - s) - 1;
+        if (uri_run(question + 1, query, PCHAR "/?") != query) {
+            return false;
+        }
+        n = (size_t)(question - s);
+    }
+    /* A scheme: a letter, then letters, digits, '+', '-' and '.', then ':'. */
+    size_t i = 0;
+    if (n > 0 && is_alpha(s[0])) {
+        for (i = 1; i < n && (is_alpha(s[i]) || is_digit(s[i]) || in_set(s[i], "+-.")); i++) {
+        }
+    }
+    bool scheme = i > 0 && i < n && s[i] == ':';
+    if (absolute && !scheme) {
+        return false;
+    }
+    const char *rest = scheme ? s + i + 1 : s;
+    size_t len = scheme ? n - i - 1 : n;
+    if (len >= 2 && rest[0] == '/' && rest[1] == '/') {
+        const char *slash = memchr(rest + 2, '/', len - 2);
+        size_t auth = slash != NULL ? (size_t)(slash - rest) - 2 : len - 2;
+        if (!uri_authority(rest + 2, auth)) {
+            return false;
+        }
+        rest += auth + 2;
+        len -= auth + 2;
+    } else if (!scheme) {
+        /* A relative path's first segment has no ':', which would read as a scheme's end. */
+        size_t first = uri_run(rest, len, SUB_DELIMS "@");
+        if (first < len && rest[first] == ':') {
             return false;
         }
     }
-    return *s == ':';
+    return uri_run(rest, len, PCHAR "/") == len;
 }
 
 /* RFC 7230 token characters, which RFC 2046 types and subtypes are made of. */
@@ -138,7 +264,7 @@ static int check_known(const weir_ce_attr_t *a, bool v03, weir_err_t *err)
         return weir_err_set(err, WEIR_EINVAL, n, "must be a non-empty string");
     }
     if (strcmp(n, v03 ? "schemaurl" : "dataschema") == 0 &&
-        (check_string(a, err) || !uri_ref_chars(v) || (!v03 && !has_scheme(v)))) {
+        (check_string(a, err) || !uri_valid(v, !v03))) {
         return weir_err_set(err, WEIR_EINVAL, n,
                             v03 ? "must be a URI reference" : "must be an absolute URI");
     }
@@ -168,7 +294,7 @@ int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
             return rc;
         }
     }
-    if (!uri_ref_chars(weir_ce_get(ev, "source"))) {
+    if (!uri_valid(weir_ce_get(ev, "source"), false)) {
         return weir_err_set(err, WEIR_EINVAL, "source", "must be a URI reference (RFC 3986)");
     }
     if (ev->nattrs > WEIR_CE_ATTRS_MAX) {

@@ -93,11 +93,77 @@ static void test_validate(void **state)
     weir_ce_free(ev);
 }
 
+/* Whether ev validates with attr set to value. */
+static bool valid_with(weir_event_t *ev, const char *attr, const char *value)
+{
+    weir_err_t err = {0};
+    weir_ce_set(ev, attr, value, WEIR_CE_STRING, NULL);
+    int rc = weir_ce_validate(ev, &err);
+    if (rc != 0 && strcmp(err.attr, attr) != 0) {
+        print_error("%s=%s: refused for %s\n", attr, value, err.attr);
+        fail();
+    }
+    return rc == 0;
+}
+
+/* source is an RFC 3986 URI reference and dataschema an absolute URI: their grammar, not only
+ * their characters. */
+static void test_uris(void **state)
+{
+    static const char *const refs[] = {"/s",
+                                       "urn:event:1",
+                                       "https://example.com/a/b?x=1&y=%20#frag",
+                                       "//host:8080/p",
+                                       "a/b:c",
+                                       "mailto:a@b.example",
+                                       "http://[::1]:8080/",
+                                       "http://[2001:db8::7]/",
+                                       "http://[v1.fe]/",
+                                       "http://user:pw@h/",
+                                       "?q",
+                                       "#f",
+                                       "./a",
+                                       "http:///p",
+                                       "/apis/v1/namespaces/ns/pingsources/p",
+                                       "tag:example.com,2024:x"};
+    static const char *const bad_refs[] = {
+        "/a[b]",         "/a#b#c",     "1:abc",     "://x", "http://h:abc/", "http://[::1",
+        "http://[::g]/", "http://[]/", "has space", "/%zz", "/a%2",          "http://h/a b",
+        "http://a@b@c/", "x\\y",       "/a<b>",     "\"q\""};
+    weir_event_t *ev = minimal("1.0");
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+        if (!valid_with(ev, "source", refs[i])) {
+            print_error("source %s refused\n", refs[i]);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad_refs) / sizeof(bad_refs[0]); i++) {
+        if (valid_with(ev, "source", bad_refs[i])) {
+            print_error("source %s accepted\n", bad_refs[i]);
+            fail();
+        }
+    }
+    weir_ce_set(ev, "source", "/s", WEIR_CE_STRING, NULL);
+
+    assert_true(valid_with(ev, "dataschema", "https://example.com/schemas/v1?x=1"));
+    assert_true(valid_with(ev, "dataschema", "urn:schema:1"));
+    assert_false(valid_with(ev, "dataschema", "https://example.com/s#frag"));
+    assert_false(valid_with(ev, "dataschema", "/relative"));
+    weir_ce_free(ev);
+
+    /* 0.3's schemaurl is a URI reference. */
+    ev = minimal("0.3");
+    assert_true(valid_with(ev, "schemaurl", "/relative#frag"));
+    assert_false(valid_with(ev, "schemaurl", "/a#b#c"));
+    weir_ce_free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes_sorted_and_replaced),
         cmocka_unit_test(test_set_refuses),
+        cmocka_unit_test(test_uris),
         cmocka_unit_test(test_clone_and_data),
         cmocka_unit_test(test_validate),
     };
