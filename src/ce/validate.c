@@ -175,6 +175,32 @@ static size_t token_len(const char *s)
     return n;
 }
 
+static const char *skip_ows(const char *s)
+{
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    return s;
+}
+
+/* The length of the RFC 7230 quoted-string that starts s, or 0 when it does not start one. */
+static size_t quoted_len(const char *s)
+{
+    if (*s != '"') {
+        return 0;
+    }
+    for (size_t i = 1; s[i] != '\0'; i++) {
+        if (s[i] == '"') {
+            return i + 1;
+        }
+        if (s[i] == '\\' && s[++i] == '\0') {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* RFC 7231's media-type: type "/" subtype *( OWS ";" OWS token "=" ( token / quoted-string ) ). */
 static bool media_type_valid(const char *s)
 {
     size_t n = token_len(s);
@@ -186,11 +212,23 @@ static bool media_type_valid(const char *s)
     if (n == 0) {
         return false;
     }
-    s += n;
-    while (*s == ' ' || *s == '\t') {
-        s++;
+    for (s = skip_ows(s + n); *s != '\0'; s = skip_ows(s)) {
+        if (*s != ';') {
+            return false;
+        }
+        s = skip_ows(s + 1);
+        n = token_len(s);
+        if (n == 0 || s[n] != '=') {
+            return false;
+        }
+        s += n + 1;
+        n = *s == '"' ? quoted_len(s) : token_len(s);
+        if (n == 0) {
+            return false;
+        }
+        s += n;
     }
-    return *s == '\0' || *s == ';';
+    return true;
 }
 
 static int check_required(const weir_event_t *ev, const char *name, weir_err_t *err)

@@ -158,12 +158,49 @@ static void test_uris(void **state)
     weir_ce_free(ev);
 }
 
+/* datacontenttype is an RFC 7231 media type, parameters included. */
+static void test_media_types(void **state)
+{
+    static const char *const good[] = {"text/plain",
+                                       "text/plain; charset=utf-8",
+                                       "text/plain;charset=\"utf-8\"",
+                                       "application/json ; a=b ;c=d",
+                                       "multipart/mixed; boundary=\"a b\\\"c\"",
+                                       "application/vnd.x+json"};
+    static const char *const bad[] = {"text/plain; ,,,\"\"garbage",
+                                      "text/plain;",
+                                      "text/plain; charset",
+                                      "text/plain; =x",
+                                      "text/plain; a=",
+                                      "text/plain; a=\"open",
+                                      "text",
+                                      "/plain",
+                                      "text/",
+                                      "text/plain x",
+                                      "text/plain; a=b c"};
+    weir_event_t *ev = minimal("1.0");
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!valid_with(ev, "datacontenttype", good[i])) {
+            print_error("%s refused\n", good[i]);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (valid_with(ev, "datacontenttype", bad[i])) {
+            print_error("%s accepted\n", bad[i]);
+            fail();
+        }
+    }
+    weir_ce_free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes_sorted_and_replaced),
         cmocka_unit_test(test_set_refuses),
         cmocka_unit_test(test_uris),
+        cmocka_unit_test(test_media_types),
         cmocka_unit_test(test_clone_and_data),
         cmocka_unit_test(test_validate),
     };
