@@ -144,6 +144,14 @@ int weir_ce_decode_binary(const weir_ce_header_t *headers, size_t nheaders, cons
  */
 int weir_ce_decode_structured(const char *body, size_t len, weir_event_t **out, weir_err_t *err);
 
+/*
+ * Decodes an event that weir stored (in the JSON format, as weir_ce_encode_structured wrote it).
+ * It checks the JSON and the required attributes but not the rest of what weir_ce_validate
+ * checks, which has grown stricter across versions: an event valid when it came in is read back
+ * whatever this version would say of it.
+ */
+int weir_ce_decode_stored(const char *json, size_t len, weir_event_t **out, weir_err_t *err);
+
 /* The same from a parsed JSON object; raw JSON data is re-serialized by cJSON. */
 int weir_ce_from_cjson(const cJSON *obj, weir_event_t **out, weir_err_t *err);
 

@@ -44,6 +44,13 @@ void weir_ce__json_unescape(const char *p, const char *end, weir_buf_t *out);
  */
 const char *weir_ce__name_shown(const char *name);
 
+/*
+ * The part of weir_ce_validate that every event weir ever stored passes: a known specversion and
+ * the required attributes, non-empty strings. Decoding a stored event checks only that, since the
+ * rest has grown stricter across versions and the event was valid when it came in.
+ */
+int weir_ce__check_required(const weir_event_t *ev, weir_err_t *err);
+
 /* True when the media type names text that a JSON string can carry (text/...). */
 bool weir_ce__is_text_type(const char *media_type);
 

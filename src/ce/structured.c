@@ -279,7 +279,8 @@ static bool is_data_member(const char *name, bool v03)
            (v03 && strcmp(name, "datacontentencoding") == 0);
 }
 
-static int put_members(weir_event_t *ev, const members_t *ms, weir_err_t *err)
+/* With validate clear (a stored event), only what weir_ce__check_required checks. */
+static int put_members(weir_event_t *ev, const members_t *ms, bool validate, weir_err_t *err)
 {
     const member_t *version = find_member(ms, "specversion");
     if (version == NULL) {
@@ -297,15 +298,15 @@ static int put_members(weir_event_t *ev, const members_t *ms, weir_err_t *err)
     }
     int rc = put_data(ev, ms, v03, err);
     if (rc == 0) {
-        rc = weir_ce_validate(ev, err);
+        rc = validate ? weir_ce_validate(ev, err) : weir_ce__check_required(ev, err);
     }
     return rc != 0 ? rc : weir_ce__check_encodable(ev, err);
 }
 
-static int build(members_t *ms, weir_event_t **out, weir_err_t *err)
+static int build(members_t *ms, bool validate, weir_event_t **out, weir_err_t *err)
 {
     weir_event_t *ev = weir_ce_new();
-    int rc = put_members(ev, ms, err);
+    int rc = put_members(ev, ms, validate, err);
     members_free(ms);
     if (rc != 0) {
         weir_ce_free(ev);
@@ -316,7 +317,8 @@ static int build(members_t *ms, weir_event_t **out, weir_err_t *err)
 }
 
 /* One event from the checked JSON text p[0..end). */
-static int decode_object(const char *p, const char *end, weir_event_t **out, weir_err_t *err)
+static int decode_object(const char *p, const char *end, bool validate, weir_event_t **out,
+                         weir_err_t *err)
 {
     members_t ms;
     ms.n = 0;
@@ -325,10 +327,11 @@ static int decode_object(const char *p, const char *end, weir_event_t **out, wei
         members_free(&ms);
         return rc;
     }
-    return build(&ms, out, err);
+    return build(&ms, validate, out, err);
 }
 
-int weir_ce_decode_structured(const char *body, size_t len, weir_event_t **out, weir_err_t *err)
+static int decode_text(const char *body, size_t len, bool validate, weir_event_t **out,
+                       weir_err_t *err)
 {
     *out = NULL;
     body = body != NULL ? body : "";
@@ -336,7 +339,17 @@ int weir_ce_decode_structured(const char *body, size_t len, weir_event_t **out, 
     if (rc != 0) {
         return rc;
     }
-    return decode_object(body, body + len, out, err);
+    return decode_object(body, body + len, validate, out, err);
+}
+
+int weir_ce_decode_structured(const char *body, size_t len, weir_event_t **out, weir_err_t *err)
+{
+    return decode_text(body, len, true, out, err);
+}
+
+int weir_ce_decode_stored(const char *json, size_t len, weir_event_t **out, weir_err_t *err)
+{
+    return decode_text(json, len, false, out, err);
 }
 
 /* ---- from cJSON ------------------------------------------------------------------------ */
@@ -406,7 +419,7 @@ int weir_ce_from_cjson(const cJSON *obj, weir_event_t **out, weir_err_t *err)
         members_free(&ms);
         return rc;
     }
-    return build(&ms, out, err);
+    return build(&ms, true, out, err);
 }
 
 /* ---- batches --------------------------------------------------------------------------- */
@@ -442,7 +455,7 @@ static int decode_elements(const char *p, const char *end, weir_event_t **evs, s
     p = weir_ce__json_ws(p + 1, end);
     for (size_t i = 0; i < n; i++) {
         const char *next = weir_ce__json_skip(p, end);
-        int rc = decode_object(p, next, &evs[i], err);
+        int rc = decode_object(p, next, true, &evs[i], err);
         if (rc == 0 && i > 0 &&
             strcmp(weir_ce_get(evs[i], "specversion"), weir_ce_get(evs[0], "specversion")) != 0) {
             /* The HTTP binding: every event of a batch has the same specversion. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ce/ce.h"
+#include "ce/codec.h"
 
 /* ---- RFC 3986 URIs ----------------------------------------------------------------------- */
 
@@ -212,9 +213,10 @@ static bool media_type_valid(const char *s)
     if (n == 0) {
         return false;
     }
-    for (s = skip_ows(s + n); *s != '\0'; s = skip_ows(s)) {
+    for (s += n; *s != '\0';) {
+        s = skip_ows(s);
         if (*s != ';') {
-            return false;
+            return false; /* white space only before a ';': a header's own is not part of it */
         }
         s = skip_ows(s + 1);
         n = token_len(s);
@@ -315,15 +317,14 @@ static int check_known(const weir_ce_attr_t *a, bool v03, weir_err_t *err)
     return 0;
 }
 
-int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
+int weir_ce__check_required(const weir_event_t *ev, weir_err_t *err)
 {
     int rc = check_required(ev, "specversion", err);
     if (rc != 0) {
         return rc;
     }
     const char *version = weir_ce_get(ev, "specversion");
-    bool v03 = strcmp(version, "0.3") == 0;
-    if (!v03 && strcmp(version, "1.0") != 0) {
+    if (strcmp(version, "0.3") != 0 && strcmp(version, "1.0") != 0) {
         return weir_err_set(err, WEIR_EINVAL, "specversion", "must be \"1.0\" or \"0.3\"");
     }
     static const char *required[] = {"id", "source", "type"};
@@ -332,6 +333,16 @@ int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
             return rc;
         }
     }
+    return 0;
+}
+
+int weir_ce_validate(const weir_event_t *ev, weir_err_t *err)
+{
+    int rc = weir_ce__check_required(ev, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bool v03 = strcmp(weir_ce_get(ev, "specversion"), "0.3") == 0;
     if (!uri_valid(weir_ce_get(ev, "source"), false)) {
         return weir_err_set(err, WEIR_EINVAL, "source", "must be a URI reference (RFC 3986)");
     }

@@ -98,7 +98,7 @@ static weir_event_t *build_event(const weir_store_delivery_t *row)
         return weir_deliver_and_event(row->ns, row->listener, row->id, row->created_us,
                                       row->payload);
     }
-    weir_ce_decode_structured(row->payload, strlen(row->payload), &ev, NULL);
+    weir_ce_decode_stored(row->payload, strlen(row->payload), &ev, NULL);
     return ev;
 }
 

@@ -308,7 +308,7 @@ static void row_free(row_t *row)
 /* The event as it goes out: its namespace named, the overrides applied. */
 static int outgoing(weir_source_t *s, row_t *row, weir_err_t *err)
 {
-    int rc = weir_ce_decode_structured(row->r.json, row->r.json_len, &row->ev, err);
+    int rc = weir_ce_decode_stored(row->r.json, row->r.json_len, &row->ev, err);
     if (rc == 0) {
         rc = weir_ce_set(row->ev, WEIR_SOURCE_NS_ATTR, row->r.ns, WEIR_CE_STRING, err);
     }

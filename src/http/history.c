@@ -64,7 +64,7 @@ static bool cesql_keeps(const char *json, size_t len, void *arg)
 {
     cesql_filter_t *f = arg;
     weir_event_t *ev = NULL;
-    if (weir_ce_decode_structured(json, len, &ev, NULL) != 0) {
+    if (weir_ce_decode_stored(json, len, &ev, NULL) != 0) {
         return false; /* cannot happen: what is stored was valid */
     }
     bool keep = weir_cesql_match(f->prog, ev, &f->res);

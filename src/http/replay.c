@@ -18,7 +18,7 @@ static int load(weir_req_t *req, const char *ns, const char *id, weir_store_reco
     if (rc != 0) {
         return rc;
     }
-    rc = weir_ce_decode_structured(rec->json, rec->json_len, ev, err);
+    rc = weir_ce_decode_stored(rec->json, rec->json_len, ev, err);
     if (rc != 0) {
         WEIR_LOG(WEIR_LOG_ERROR, "api", ns, "stored event %" PRId64 " does not decode: %s",
                  rec->seq, err->msg);

@@ -177,7 +177,10 @@ static void test_media_types(void **state)
                                       "/plain",
                                       "text/",
                                       "text/plain x",
-                                      "text/plain; a=b c"};
+                                      "text/plain; a=b c",
+                                      "text/plain ",
+                                      "text/plain; a=b ",
+                                      " text/plain"};
     weir_event_t *ev = minimal("1.0");
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         if (!valid_with(ev, "datacontenttype", good[i])) {
