@@ -190,14 +190,18 @@ static int put_ce_header(weir_event_t *ev, const char *rest, const char *value, 
     if (weir_ce_attr(ev, name) != NULL) {
         return weir_err_set(err, WEIR_EINVAL, name, "given more than once");
     }
-    char *unquoted;
-    int rc = unquote(value, value_len(value), name, &unquoted, err);
-    if (rc != 0) {
-        return rc;
+    /* Most values have neither quotes nor white space at their end: no copy for them. */
+    size_t n = value_len(value);
+    char *unquoted = NULL;
+    if (value[n] != '\0' || strchr(value, '"') != NULL) {
+        int rc = unquote(value, n, name, &unquoted, err);
+        if (rc != 0) {
+            return rc;
+        }
     }
     char *decoded;
     weir_err_t why;
-    rc = weir_ce_percent_decode(unquoted, &decoded, &why);
+    int rc = weir_ce_percent_decode(unquoted != NULL ? unquoted : value, &decoded, &why);
     weir_free(unquoted);
     if (rc != 0) {
         return weir_err_set(err, rc, name, "%s", why.msg);
