@@ -172,6 +172,7 @@ typedef struct weir_req {
     size_t reserved; /* bytes counted in srv->inflight_bytes for this request */
     int refused;     /* a status already decided while the body arrived (413, 503), or 0 */
     bool answered;   /* a response is queued: later calls for this request do nothing */
+    bool close;      /* the connection closes after the answer: its framing cannot be trusted */
     weir_ingest_t ingest;
 } weir_req_t;
 
@@ -200,7 +201,8 @@ enum MHD_Result weir_respond_json(weir_req_t *req, unsigned status, weir_buf_t *
 
 /*
  * Queues an application/problem+json response (RFC 9457) for status. detail and attr may be
- * NULL. 405 gets an Allow header with allow, 503 a Retry-After.
+ * NULL. 405 gets an Allow header with allow, 503 a Retry-After; with req->close set, the
+ * connection closes after it.
  */
 enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detail, const char *attr,
                              const char *allow);

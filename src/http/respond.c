@@ -74,6 +74,8 @@ static const char *problem_type(unsigned status)
         return "urn:weir:problem:filter-failed";
     case MHD_HTTP_SERVICE_UNAVAILABLE:
         return "urn:weir:problem:unavailable";
+    case MHD_HTTP_NOT_IMPLEMENTED:
+        return "urn:weir:problem:not-implemented";
     default:
         return "urn:weir:problem:internal";
     }
@@ -138,18 +140,22 @@ enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detai
     }
     weir_buf_puts(&b, "}");
 
-    const char *hname = NULL, *hvalue = NULL;
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-        hname = MHD_HTTP_HEADER_ALLOW;
-        hvalue = allow;
-    } else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-        hname = MHD_HTTP_HEADER_RETRY_AFTER;
-        hvalue = "1";
-    }
-    enum MHD_Result rc =
-        weir_respond_h(req, status, "application/problem+json", b.data, b.len, hname, hvalue);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
     weir_buf_free(&b);
-    return rc;
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    } else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
+    if (req->close) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    return weir_queue(req, status, resp);
 }
 
 unsigned weir_status_for(int code)

@@ -125,6 +125,51 @@ static enum MHD_Result answer_stopping(weir_req_t *req)
     return weir_queue(req, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
 
+/* The headers that frame a request's body. */
+typedef struct framing {
+    unsigned content_lengths;
+    const char *transfer_encoding;
+    unsigned transfer_encodings;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing_t *f = cls;
+    if (weir_strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_lengths++;
+    } else if (weir_strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding = value != NULL ? value : "";
+        f->transfer_encodings++;
+    }
+    return MHD_YES;
+}
+
+/*
+ * What makes the length of a request's body ambiguous (RFC 9112, section 6), or NULL: Content-
+ * Length with Transfer-Encoding, Content-Length twice, or a transfer coding other than chunked,
+ * which libmicrohttpd would wait on until the idle timeout. Where two parties read such framing
+ * differently, one request can hide another in its body.
+ */
+static const char *framing_fault(weir_req_t *req, unsigned *status)
+{
+    framing_t f = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
+    *status = MHD_HTTP_BAD_REQUEST;
+    if (f.transfer_encodings > 0 && f.content_lengths > 0) {
+        return "Content-Length and Transfer-Encoding together";
+    }
+    if (f.content_lengths > 1) {
+        return "more than one Content-Length";
+    }
+    if (f.transfer_encodings > 1 ||
+        (f.transfer_encodings == 1 && weir_strcasecmp(f.transfer_encoding, "chunked") != 0)) {
+        *status = MHD_HTTP_NOT_IMPLEMENTED;
+        return "the only transfer coding taken is chunked";
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
                                   struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -134,6 +179,15 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
         *req_cls = req = req_new(srv, surface, conn, method, url);
         if (atomic_load(&srv->stopping)) {
             return answer_stopping(req); /* counted in flight first: see weir_server_quiesce */
+        }
+        unsigned status;
+        const char *fault = framing_fault(req, &status);
+        if (fault != NULL) {
+            if (surface == WEIR_SURFACE_SINK) {
+                weir_metrics_count(srv->metrics, NULL, WEIR_OUT_INVALID, 1);
+            }
+            req->close = true; /* what follows on the connection cannot be told apart */
+            return weir_problem(req, status, fault, NULL, NULL);
         }
         check_declared_length(req);
         /* Answering now spares reading a body that will be refused; the connection closes. */
@@ -193,6 +247,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     req_free(req);
     *req_cls = NULL;
+}
+
+/*
+ * Percent-decodes a URL's path or one of its query arguments in place, as libmicrohttpd's own
+ * decoder does, except that "%00" stays as it is: a NUL would end the path where weir reads it,
+ * so that /alpha%00beta would name alpha, and /%00 every namespace.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *out = s;
+    for (const char *in = s; *in != '\0'; in++) {
+        int hi, lo;
+        if (*in == '%' && (hi = weir_hex_value(in[1])) >= 0 && (lo = weir_hex_value(in[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
 }
 
 /* Parses "host:port", ":port" or "[v6]:port" into addr; *any is set for an empty host. */
@@ -277,8 +355,9 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
         flags, port, NULL, NULL, cb, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)WEIR_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
-        MHD_OPTION_THREAD_POOL_SIZE, sink ? threads : 0u,
-        any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, sink ? threads : 0u, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        NULL, any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_END);
     if (d == NULL) {
         weir_err_set(err, WEIR_EIO, "", "cannot listen on %s for the %s", text, name);
         return NULL;

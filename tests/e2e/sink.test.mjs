@@ -348,3 +348,50 @@ test('bodies past --max-inflight-bytes are answered 503 with Retry-After; the on
     await tight.cleanup();
   }
 });
+
+// One request written as it is, bytes and all, as no HTTP client would; resolves to everything
+// the server sent until it closed the connection.
+function raw(port, text) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(text));
+    let answer = '';
+    socket.on('data', (chunk) => { answer += chunk.toString(); });
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+test('an encoded NUL in the path names no namespace, and stores nothing', async () => {
+  const before = await snapshot();
+  for (const path of ['/alpha%00beta', '/alpha%00', '/%00']) {
+    const res = await fetch(`${weir.sink}${path}`, { method: 'POST', headers: { ...good, 'ce-id': 'nul-path' }, body: 'x' });
+    assert.equal(res.status, 404, path);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    assert.equal((await res.json()).detail, 'namespace does not exist');
+  }
+  const res = await fetch(`${weir.api}/api/v2/namespaces/beta%00/events/history/x`, { method: 'DELETE' });
+  assert.equal(res.status, 404);
+  await res.arrayBuffer();
+  assert.deepEqual(await snapshot(), before); // beta too: its history is still there
+});
+
+test('a body whose length is ambiguous is refused, and the connection closed', async () => {
+  const before = await snapshot();
+  const head = 'POST /alpha HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-source: /frame\r\nce-type: t\r\n' +
+    'content-type: application/json\r\n';
+  const hidden = `POST /beta HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-source: /frame\r\nce-type: t\r\nce-id: hidden\r\ncontent-length: 2\r\n\r\n{}`;
+  for (const [framing, body, status, detail] of [
+    ['content-length: 60\r\ntransfer-encoding: chunked\r\n', `0\r\n\r\n${hidden}`, 400, 'Content-Length and Transfer-Encoding together'],
+    ['content-length: 2\r\ncontent-length: 200\r\n', `{}${hidden}`, 400, 'more than one Content-Length'],
+    ['transfer-encoding: gzip\r\n', '{}', 501, 'the only transfer coding taken is chunked'],
+  ]) {
+    const answer = await raw(weir.sinkPort, `${head}ce-id: framed\r\n${framing}\r\n${body}`);
+    const responses = answer.split('HTTP/1.1 ').length - 1;
+    assert.equal(responses, 1, answer);
+    assert.match(answer, new RegExp(`^HTTP/1.1 ${status} `));
+    assert.match(answer, /\r\nConnection: close\r\n/i);
+    assert.match(answer, /\r\nContent-Type: application\/problem\+json\r\n/i);
+    assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).detail, detail);
+  }
+  assert.deepEqual(await snapshot(), before);
+});
