@@ -342,14 +342,19 @@ void weir_ce_encode_binary(const weir_event_t *ev, weir_ce_header_cb cb, void *c
 
 /* ---- any mode -------------------------------------------------------------------------- */
 
-static const char *find_header(const weir_ce_header_t *headers, size_t n, const char *name)
+/* The value of the header name, or NULL; *count says how many times it came. */
+static const char *find_header(const weir_ce_header_t *headers, size_t n, const char *name,
+                               unsigned *count)
 {
+    const char *value = NULL;
+    *count = 0;
     for (size_t i = 0; i < n; i++) {
         if (weir_strcasecmp(headers[i].name, name) == 0) {
-            return headers[i].value;
+            value = value != NULL ? value : headers[i].value;
+            (*count)++;
         }
     }
-    return NULL;
+    return value;
 }
 
 int weir_ce_decode_http(const weir_ce_header_t *headers, size_t nheaders, const void *body,
@@ -358,7 +363,13 @@ int weir_ce_decode_http(const weir_ce_header_t *headers, size_t nheaders, const 
     *out = NULL;
     *n = 0;
     weir_ce_mode_t mode;
-    int rc = weir_ce_detect_mode(find_header(headers, nheaders, "content-type"), &mode, err);
+    unsigned types;
+    const char *type = find_header(headers, nheaders, "content-type", &types);
+    if (types > 1) {
+        /* It picks the mode and the data's type: no reading of two may win. */
+        return weir_err_set(err, WEIR_EINVAL, "", "Content-Type is given more than once");
+    }
+    int rc = weir_ce_detect_mode(type, &mode, err);
     if (rc != 0) {
         return rc;
     }

@@ -133,6 +133,10 @@ static void on_nslog(void *ctx, const char *line, size_t len)
 static int resolve_filters(weir_req_t *req, weir_ingest_t *in, const char *name,
                            weir_script_t ***out, weir_err_t *err)
 {
+    if (name[0] == '\0') {
+        *out = NULL;
+        return weir_err_set(err, WEIR_EINVAL, "filter", "must name a filter");
+    }
     weir_script_t **scripts = weir_calloc(in->nns, sizeof(*scripts));
     bool any = false;
     for (size_t n = 0; n < in->nns; n++) {

@@ -234,7 +234,7 @@ enum MHD_Result weir_filters_handle_log(weir_req_t *req, const char *ns);
 
 /* ---- routes ---------------------------------------------------------------------------- */
 
-/* The request's query parameter, or NULL. */
+/* The request's query parameter: NULL when absent, "" when given without a value ("?name"). */
 const char *weir_req_arg(weir_req_t *req, const char *name);
 
 /* Serves a sink request (any method, any path). */

@@ -434,5 +434,11 @@ void weir_server_stop(weir_server_t *srv)
 
 const char *weir_req_arg(weir_req_t *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *value = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
+                                      &len) != MHD_YES) {
+        return NULL;
+    }
+    return value != NULL ? value : ""; /* "?name" alone: given, and empty */
 }

@@ -207,6 +207,8 @@ const badCases = [
   { name: 'unknown namespace', path: '/nowhere', headers: good, status: 404, detail: /namespace does not exist/ },
   { name: 'a path too deep', path: '/alpha/more', headers: good, status: 404 },
   { name: 'an unknown filter', path: '/alpha?filter=nope', headers: good, status: 404, attribute: 'filter', detail: /no filter named nope/ },
+  { name: 'an empty filter name', path: '/alpha?filter=', headers: good, status: 400, attribute: 'filter', detail: /^must name a filter$/ },
+  { name: 'a filter parameter without a value', path: '/alpha?filter', headers: good, status: 400, attribute: 'filter' },
   { name: 'a format other than JSON', path: '/alpha', headers: { 'content-type': 'application/cloudevents+avro' }, body: 'xx', status: 415 },
 ];
 

@@ -449,6 +449,13 @@ static void test_decode_http(void **state)
     assert_string_equal(weir_ce_get(evs[0], "id"), "9");
     weir_ce_free_all(evs, n);
 
+    /* Content-Type picks the mode: given twice, in any mode, neither is taken. */
+    const weir_ce_header_t twice[] = {{"Content-Type", "application/cloudevents+json"},
+                                      {"content-type", "application/json"}};
+    assert_int_equal(weir_ce_decode_http(twice, 2, one, strlen(one), &evs, &n, &err), WEIR_EINVAL);
+    assert_string_equal(err.msg, "Content-Type is given more than once");
+    assert_null(evs);
+
     const weir_ce_header_t avro[] = {{"Content-Type", "application/cloudevents+avro"}};
     assert_int_equal(weir_ce_decode_http(avro, 1, "x", 1, &evs, &n, &err), WEIR_EUNSUPPORTED);
     assert_null(evs);
