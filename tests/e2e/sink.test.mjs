@@ -395,5 +395,10 @@ test('a body whose length is ambiguous is refused, and the connection closed', a
     assert.match(answer, /\r\nContent-Type: application\/problem\+json\r\n/i);
     assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).detail, detail);
   }
+  // Content-Type picks the mode and the data's type: given twice, in any mode, neither is taken.
+  const twice = await raw(weir.sinkPort, `${head}ce-id: typed\r\ncontent-type: application/cloudevents+json\r\n` +
+    'content-length: 2\r\n\r\n{}');
+  assert.match(twice, /^HTTP\/1.1 400 /);
+  assert.equal(JSON.parse(twice.slice(twice.indexOf('\r\n\r\n') + 4)).detail, 'Content-Type is given more than once');
   assert.deepEqual(await snapshot(), before);
 });
