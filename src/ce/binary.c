@@ -221,9 +221,10 @@ static int put_content_type(weir_event_t *ev, const char *value, weir_err_t *err
     if (weir_ce_attr(ev, "datacontenttype") != NULL) {
         return weir_err_set(err, WEIR_EINVAL, "datacontenttype", "given more than once");
     }
-    char *type = weir_strndup(value, n);
-    int rc = weir_ce_set(ev, "datacontenttype", type, WEIR_CE_STRING, err);
-    weir_free(type);
+    char *trimmed = value[n] != '\0' ? weir_strndup(value, n) : NULL; /* copied only if need be */
+    int rc =
+        weir_ce_set(ev, "datacontenttype", trimmed != NULL ? trimmed : value, WEIR_CE_STRING, err);
+    weir_free(trimmed);
     return rc;
 }
 

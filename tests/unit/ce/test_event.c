@@ -106,6 +106,18 @@ static bool valid_with(weir_event_t *ev, const char *attr, const char *value)
     return rc == 0;
 }
 
+/* Checks that ev validates with attr set to each of values, or with none of them. */
+static void all_valid_with(weir_event_t *ev, const char *attr, const char *const *values, size_t n,
+                           bool valid)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (valid_with(ev, attr, values[i]) != valid) {
+            print_error("%s %s %s\n", attr, values[i], valid ? "refused" : "accepted");
+            fail();
+        }
+    }
+}
+
 /* source is an RFC 3986 URI reference and dataschema an absolute URI: their grammar, not only
  * their characters. */
 static void test_uris(void **state)
@@ -131,18 +143,8 @@ static void test_uris(void **state)
         "http://[::g]/", "http://[]/", "has space", "/%zz", "/a%2",          "http://h/a b",
         "http://a@b@c/", "x\\y",       "/a<b>",     "\"q\""};
     weir_event_t *ev = minimal("1.0");
-    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
-        if (!valid_with(ev, "source", refs[i])) {
-            print_error("source %s refused\n", refs[i]);
-            fail();
-        }
-    }
-    for (size_t i = 0; i < sizeof(bad_refs) / sizeof(bad_refs[0]); i++) {
-        if (valid_with(ev, "source", bad_refs[i])) {
-            print_error("source %s accepted\n", bad_refs[i]);
-            fail();
-        }
-    }
+    all_valid_with(ev, "source", refs, sizeof(refs) / sizeof(refs[0]), true);
+    all_valid_with(ev, "source", bad_refs, sizeof(bad_refs) / sizeof(bad_refs[0]), false);
     weir_ce_set(ev, "source", "/s", WEIR_CE_STRING, NULL);
 
     assert_true(valid_with(ev, "dataschema", "https://example.com/schemas/v1?x=1"));
@@ -182,18 +184,8 @@ static void test_media_types(void **state)
                                       "text/plain; a=b ",
                                       " text/plain"};
     weir_event_t *ev = minimal("1.0");
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        if (!valid_with(ev, "datacontenttype", good[i])) {
-            print_error("%s refused\n", good[i]);
-            fail();
-        }
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (valid_with(ev, "datacontenttype", bad[i])) {
-            print_error("%s accepted\n", bad[i]);
-            fail();
-        }
-    }
+    all_valid_with(ev, "datacontenttype", good, sizeof(good) / sizeof(good[0]), true);
+    all_valid_with(ev, "datacontenttype", bad, sizeof(bad) / sizeof(bad[0]), false);
     weir_ce_free(ev);
 }
 
