@@ -51,7 +51,8 @@ typedef struct weir_event {
 
 /* Limits the decoders enforce. */
 #define WEIR_CE_NAME_MAX       64   /* longest attribute name accepted */
-#define WEIR_CE_VALUE_MAX      4096 /* longest attribute value accepted (bytes) */
+#define WEIR_CE_VALUE_MAX      65536 /* longest attribute value accepted (bytes): the size of
+                                      * event the spec says consumers should accept */
 #define WEIR_CE_ATTRS_MAX      64   /* most attributes on one event */
 #define WEIR_CE_JSON_DEPTH_MAX 64   /* deepest nesting of JSON arrays and objects */
 #define WEIR_CE_BATCH_MAX      1000 /* most events in one batch */

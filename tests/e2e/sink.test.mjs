@@ -57,6 +57,20 @@ test('string data under a type that is not JSON reads back as the same string', 
   assert.deepEqual(found.items.map((i) => i.event.id), ['xml-1']);
 });
 
+test('an attribute value of 64 KiB is kept, in structured mode and in a binary-mode header', async () => {
+  const value = 'é'.repeat(32768); // 65,536 bytes of UTF-8: the longest value accepted
+  const body = JSON.stringify({ specversion: '1.0', id: 'long-1', source: '/long', type: 't', big: value });
+  const res = await fetch(`${weir.sink}/alpha`, { method: 'POST', body, headers: { 'content-type': 'application/cloudevents+json' } });
+  assert.equal(res.status, 202);
+  const header = 'h'.repeat(20000); // all headers together must fit libmicrohttpd's 32 KiB buffer
+  const bin = await fetch(`${weir.sink}/alpha`, { method: 'POST', body: 'x',
+    headers: { 'ce-specversion': '1.0', 'ce-id': 'long-2', 'ce-source': '/long', 'ce-type': 't', 'ce-big': header } });
+  assert.equal(bin.status, 202);
+  const items = await weir.history('alpha');
+  assert.equal(items.find((i) => i.event.id === 'long-1').event.big, value);
+  assert.equal(items.find((i) => i.event.id === 'long-2').event.big, header);
+});
+
 test('binary data is kept byte for byte', async () => {
   const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13, 0x80]);
   const res = await fetch(`${weir.sink}/alpha`, {
@@ -180,6 +194,8 @@ const badCases = [
   { name: 'structured: both data and data_base64', path: '/alpha', ...structured({ data: 1, data_base64: 'AA==' }), status: 400, attribute: 'data' },
   { name: 'structured: a datacontenttype that is a number', path: '/alpha', ...structured({ datacontenttype: 5 }), status: 400, attribute: 'datacontenttype' },
   { name: 'structured: an extension that is an object', path: '/alpha', ...structured({ myext: { a: 1 } }), status: 400, attribute: 'myext' },
+  { name: 'structured: a value longer than 64 KiB', path: '/alpha', ...structured({ big: 'é'.repeat(32768) + 'x' }), status: 400, attribute: 'big',
+    detail: /^value is longer than 65536 bytes$/ },
   { name: 'structured: a misspelt extension', path: '/alpha', ...structured({ My_Ext: 'x' }), status: 400, attribute: 'My_Ext',
     detail: /attribute names are 1 to 64 lower-case letters and digits/ },
   { name: 'bad JSON', path: '/alpha', headers: STRUCTURED, body: '{"specversion":', status: 400, detail: /not valid JSON/ },

@@ -52,6 +52,25 @@ static void test_set_refuses(void **state)
     weir_ce_free(ev);
 }
 
+/* A value may be as long as the event the spec says consumers should accept, and no longer. */
+static void test_value_length(void **state)
+{
+    weir_event_t *ev = weir_ce_new();
+    weir_err_t err = {0};
+    char *value = weir_malloc(WEIR_CE_VALUE_MAX + 2);
+    memset(value, 'v', WEIR_CE_VALUE_MAX + 1);
+    value[WEIR_CE_VALUE_MAX + 1] = '\0';
+    assert_int_equal(weir_ce_set(ev, "big", value, WEIR_CE_STRING, &err), WEIR_EINVAL);
+    assert_string_equal(err.attr, "big");
+    assert_string_equal(err.msg, "value is longer than 65536 bytes");
+    assert_int_equal(ev->nattrs, 0);
+    value[WEIR_CE_VALUE_MAX] = '\0';
+    assert_int_equal(weir_ce_set(ev, "big", value, WEIR_CE_STRING, &err), 0);
+    assert_int_equal(strlen(weir_ce_get(ev, "big")), WEIR_CE_VALUE_MAX);
+    weir_free(value);
+    weir_ce_free(ev);
+}
+
 static void test_clone_and_data(void **state)
 {
     weir_event_t *ev = minimal("0.3");
@@ -194,6 +213,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes_sorted_and_replaced),
         cmocka_unit_test(test_set_refuses),
+        cmocka_unit_test(test_value_length),
         cmocka_unit_test(test_uris),
         cmocka_unit_test(test_media_types),
         cmocka_unit_test(test_clone_and_data),
