@@ -412,8 +412,10 @@ test('a body whose length is ambiguous is refused, and the connection closed', a
     assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).detail, detail);
   }
   // Content-Type picks the mode and the data's type: given twice, in any mode, neither is taken.
+  // (Connection: close, as raw() waits for the close, which libmicrohttpd may not make after the
+  // client's half-close of a kept-alive connection: see docs/operations.md.)
   const twice = await raw(weir.sinkPort, `${head}ce-id: typed\r\ncontent-type: application/cloudevents+json\r\n` +
-    'content-length: 2\r\n\r\n{}');
+    'connection: close\r\ncontent-length: 2\r\n\r\n{}');
   assert.match(twice, /^HTTP\/1.1 400 /);
   assert.equal(JSON.parse(twice.slice(twice.indexOf('\r\n\r\n') + 4)).detail, 'Content-Type is given more than once');
   assert.deepEqual(await snapshot(), before);
