@@ -32,6 +32,7 @@ typedef struct weir_settings {
     unsigned max_connections;
     unsigned sink_threads; /* the sink's threads (0: one per core, at least two) */
     unsigned idle_timeout_s;
+    unsigned body_timeout_s;
     unsigned shutdown_timeout_s;
     const char *log_level;
     unsigned filter_timeout_ms; /* a filter run's time bound */
@@ -86,6 +87,7 @@ typedef enum weir_outcome {
     WEIR_OUT_FILTER_FAILED,
     WEIR_OUT_OVERLOADED,
     WEIR_OUT_STORE_FAILED,
+    WEIR_OUT_TIMED_OUT,
     WEIR_OUT_COUNT,
 } weir_outcome_t;
 
@@ -173,6 +175,8 @@ typedef struct weir_req {
     int refused;     /* a status already decided while the body arrived (413, 503), or 0 */
     bool answered;   /* a response is queued: later calls for this request do nothing */
     bool close;      /* the connection closes after the answer: its framing cannot be trusted */
+    bool hurried;    /* the connection's timeout is cut to the body's deadline */
+    bool timed_out;  /* a piece of the body came after the deadline */
     weir_ingest_t ingest;
 } weir_req_t;
 

@@ -10,8 +10,8 @@
 #include "http/internal.h"
 
 static const char *outcome_names[WEIR_OUT_COUNT] = {
-    "stored",    "duplicate",   "dropped",       "invalid",    "not_found",
-    "too_large", "unsupported", "filter_failed", "overloaded", "store_failed",
+    "stored",      "duplicate",     "dropped",    "invalid",      "not_found", "too_large",
+    "unsupported", "filter_failed", "overloaded", "store_failed", "timed_out",
 };
 
 typedef struct ns_row {

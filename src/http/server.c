@@ -73,6 +73,31 @@ static void check_declared_length(weir_req_t *req)
     }
 }
 
+/*
+ * Whether the body may still arrive: it must be whole --body-timeout seconds after the headers.
+ * libmicrohttpd's idle timeout starts again with every byte, so a client that sends one now and
+ * then would hold its connection, and the bytes reserved for its body, for ever. Called when the
+ * headers arrive and again with each piece of the body: until the body is whole the connection's
+ * timeout is cut to what is left before the deadline, and a piece that arrives after it closes
+ * the connection.
+ */
+static bool body_in_time(weir_req_t *req)
+{
+    uint64_t limit = (uint64_t)req->srv->settings->body_timeout_s * 1000000000u;
+    uint64_t spent = weir_mono_ns() - req->start_ns;
+    if (spent >= limit) {
+        req->timed_out = true;
+        return false;
+    }
+    unsigned left = (unsigned)((limit - spent + 999999999u) / 1000000000u);
+    unsigned idle = req->srv->settings->idle_timeout_s;
+    if (idle == 0 || left < idle) {
+        MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, left);
+        req->hurried = true;
+    }
+    return true;
+}
+
 /* Takes one piece of the body, counting it against the limits. */
 static void take_body(weir_req_t *req, const char *data, size_t n)
 {
@@ -191,7 +216,11 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
         }
         check_declared_length(req);
         /* Answering now spares reading a body that will be refused; the connection closes. */
-        return req->refused != 0 ? answer_refused(req) : MHD_YES;
+        if (req->refused != 0) {
+            return answer_refused(req);
+        }
+        (void)body_in_time(req); /* the body's deadline runs from the headers */
+        return MHD_YES;
     }
     if (req->answered) {
         /* Answered on the first call (a refusal). libmicrohttpd may call again all the same:
@@ -202,9 +231,17 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
+        if (!body_in_time(req)) {
+            return MHD_NO;
+        }
         take_body(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (req->hurried) { /* the body is whole: the next request has the idle timeout */
+        MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  srv->settings->idle_timeout_s);
+        req->hurried = false;
     }
     if (req->refused != 0) {
         return answer_refused(req);
@@ -242,7 +279,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (req == NULL) {
         return;
     }
-    if (req->surface == WEIR_SURFACE_SINK) {
+    /* A timeout after the answer is a client that did not read it, not a late body. */
+    if (req->timed_out || (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && !req->answered)) {
+        weir_warn("http",
+                  "a request's body did not arrive in time (%zu bytes of it did): its "
+                  "connection is closed",
+                  req->body.len);
+        if (req->surface == WEIR_SURFACE_SINK) {
+            weir_metrics_count(req->srv->metrics, NULL, WEIR_OUT_TIMED_OUT, 1);
+        }
+    } else if (req->surface == WEIR_SURFACE_SINK) {
         weir_metrics_latency(req->srv->metrics, weir_mono_ns() - req->start_ns);
     }
     req_free(req);

@@ -47,6 +47,9 @@ static const opt_t opts[] = {
      " 0: one per core, at least two"},
     {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
      "seconds before an idle connection is closed"},
+    {"body-timeout", "WEIR_BODY_TIMEOUT", "60", OPT_UINT, AT(body_timeout_s),
+     "seconds from a request's headers until its whole body must have arrived; past them its "
+     "connection is closed without an answer"},
     {"shutdown-timeout", "WEIR_SHUTDOWN_TIMEOUT", "30", OPT_UINT, AT(shutdown_timeout_s),
      "seconds to wait for requests in flight when stopping (one whose events the store has "
      "taken is always answered after its commit)"},
@@ -268,6 +271,10 @@ static int check(weir_settings_t *s)
     }
     if (s->max_connections == 0 || s->queue_max == 0 || s->batch_max == 0) {
         weir_error("serve", "connections, queue and batch sizes must be > 0");
+        return -1;
+    }
+    if (s->body_timeout_s == 0) {
+        weir_error("serve", "--body-timeout must be > 0");
         return -1;
     }
     if (s->filter_timeout_ms == 0 || s->filter_memory < WEIR_SCRIPT_MEM_MIN) {

@@ -367,6 +367,66 @@ test('bodies past --max-inflight-bytes are answered 503 with Retry-After; the on
   }
 });
 
+// Starts a request whose declared body of 64 KiB takes the whole --max-inflight-bytes budget, and
+// resolves once weir has said 100 Continue. The bytes of the request before are given back when
+// its exchange completes, which may be just after its answer reached us: a 503 then is retried.
+async function holdBudget(port) {
+  for (let attempt = 0; ; attempt++) {
+    const held = connect(port, '127.0.0.1');
+    await once(held, 'connect');
+    let text = '';
+    held.on('data', (chunk) => { text += chunk.toString(); });
+    held.on('error', () => {});
+    const closed = once(held, 'close');
+    held.write('POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nce-specversion: 1.0\r\nce-id: slow\r\n' +
+      'ce-source: /slow\r\nce-type: t\r\nexpect: 100-continue\r\ncontent-length: 65536\r\n\r\n');
+    while (!text.includes('\r\n\r\n') && !held.destroyed) await Promise.race([once(held, 'data'), closed]);
+    if (text.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+      const interim = text.length;
+      return { held, closed, answer: () => text.slice(interim) };
+    }
+    assert.match(text, /^HTTP\/1\.1 503 /);
+    assert.ok(attempt < 50, 'the budget was never given back');
+    held.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('a body that does not arrive within --body-timeout is cut, and the memory it held freed', async () => {
+  const slow = new Weir({ args: ['--max-body', '65536', '--max-inflight-bytes', '65536', '--body-timeout', '2', '--idle-timeout', '60', '--system-events=false'] });
+  try {
+    await slow.start();
+    await slow.createNamespace('slow');
+    const send = (id) => fetch(`${slow.sink}/slow`, {
+      method: 'POST', body: 'x', headers: { ...good, 'ce-id': id, 'content-type': 'text/plain' },
+    });
+    // A client that sends no byte of its body, and one that sends a byte every 200 ms: the idle
+    // timeout alone would close the first after a minute and the second never.
+    for (const dribble of [false, true]) {
+      const { held, closed, answer } = await holdBudget(slow.sinkPort);
+      const timer = dribble ? setInterval(() => held.write('x'), 200) : null;
+
+      const refused = await send(`refused-${dribble}`);
+      assert.equal(refused.status, 503); // the declared body holds the whole budget
+      await refused.arrayBuffer();
+      let wait;
+      const idle = new Promise((resolve) => { wait = setTimeout(resolve, 20000, 'open'); });
+      assert.notEqual(await Promise.race([closed, idle]), 'open', 'closed only by the idle timeout');
+      clearTimeout(wait);
+      clearInterval(timer);
+      assert.equal(answer(), ''); // no answer: the connection just closes
+
+      const after = await send(`after-${dribble}`);
+      assert.equal(after.status, 202, `dribble: ${dribble}`);
+    }
+    assert.deepEqual((await slow.history('slow')).map((i) => i.event.id), ['after-false', 'after-true']);
+    const metrics = await (await fetch(`${slow.api}/metrics`)).text();
+    assert.match(metrics, /weir_events_received_total\{namespace="",outcome="timed_out"\} 2\b/);
+  } finally {
+    await slow.cleanup();
+  }
+});
+
 // One request written as it is, bytes and all, as no HTTP client would; resolves to everything
 // the server sent until it closed the connection.
 function raw(port, text) {
