@@ -247,13 +247,13 @@ static int check_delivery(weir_settings_t *s)
     }
     if (s->delivery_inflight < 2 || s->delivery_per_target == 0 || s->delivery_stall_s == 0 ||
         s->delivery_stalled_inflight >= s->delivery_inflight) {
-        fprintf(stderr, "weir serve: --delivery-inflight must be at least 2, --delivery-per-target"
-                        " and --delivery-stall above 0, and --delivery-stalled-inflight below"
-                        " --delivery-inflight\n");
+        weir_error("serve", "--delivery-inflight must be at least 2, --delivery-per-target and "
+                            "--delivery-stall above 0, and --delivery-stalled-inflight below "
+                            "--delivery-inflight");
         return -1;
     }
     if (s->reply_max_hops > 1000) {
-        fprintf(stderr, "weir serve: --reply-max-hops is at most 1000\n");
+        weir_error("serve", "--reply-max-hops is at most 1000");
         return -1;
     }
     return 0;
