@@ -264,6 +264,8 @@ typedef struct sqlite_db {
     bool ckpt_started;
     pthread_t ckpt_thread;
     int ckpt_woken_at;
+    int wal_frames;    /* the WAL's length after the writer's last commit */
+    int ckpt_force_at; /* the length past which the writer copies it itself (FORCE_FRAMES) */
     atomic_bool restart_wanted;
     bool txn_lost; /* an error ended the writer's transaction before its commit */
     /* The namespace the open transaction last found present ("" for none): a group's events
@@ -535,6 +537,10 @@ static int configure_writer(sqlite3 *db, weir_err_t *err)
 /* Past this many frames (about 16 MiB) and once a checkpoint has copied them all, the WAL is
  * started over. */
 #define RESTART_FRAMES 4096
+/* Past this many (about 32 MiB) the checkpointer has fallen behind the writer (a slow disk, a
+ * busy machine): the writer then copies the WAL itself before its next transaction, so that the
+ * WAL's length stays bounded, and commits wait for it meanwhile. */
+#define FORCE_FRAMES (2 * RESTART_FRAMES)
 
 /*
  * Copies the WAL into the database. The checkpointer's connection syncs the WAL before copying
@@ -596,9 +602,11 @@ static void *checkpointer_main(void *arg)
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sqlite_db_t *d = arg;
-    if (frames < d->ckpt_woken_at) {
-        d->ckpt_woken_at = 0; /* the WAL started over */
+    if (frames < d->wal_frames) { /* the WAL started over */
+        d->ckpt_woken_at = 0;
+        d->ckpt_force_at = FORCE_FRAMES;
     }
+    d->wal_frames = frames;
     if (frames - d->ckpt_woken_at >= CHECKPOINT_STEP_FRAMES) {
         d->ckpt_woken_at = frames;
         pthread_mutex_lock(&d->ckpt_lock);
@@ -760,6 +768,7 @@ static int sq_open(const weir_store_config_t *cfg, void **out, weir_err_t *err)
     d->no_sync = cfg->no_sync;
     d->outbox_max = cfg->outbox_max;
     d->wal_fd = -1;
+    d->ckpt_force_at = FORCE_FRAMES;
     rc = conn_open(d->path, false, &d->writer);
     if (rc == 0) {
         rc = conn_open(d->path, false, &d->checkpointer);
@@ -842,10 +851,14 @@ static int sq_begin(void *db)
 {
     sqlite_db_t *d = db;
 
-    if (atomic_exchange(&d->restart_wanted, false)) {
+    bool behind = d->wal_frames >= d->ckpt_force_at;
+    if (atomic_exchange(&d->restart_wanted, false) || behind) {
         int frames;
         bool complete;
         checkpoint(d, &frames, &complete); /* this transaction then starts the WAL over */
+        /* A reader on an old snapshot can keep the WAL from being copied whole or started
+         * over: the writer tries again once it is a step longer, not before each transaction. */
+        d->ckpt_force_at = frames + CHECKPOINT_STEP_FRAMES;
     }
     d->txn_lost = false;
     d->ns_known[0] = '\0';
