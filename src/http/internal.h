@@ -210,6 +210,10 @@ enum MHD_Result weir_respond_json(weir_req_t *req, unsigned status, weir_buf_t *
  */
 enum MHD_Result weir_problem(weir_req_t *req, unsigned status, const char *detail, const char *attr,
                              const char *allow);
+/* Whether a line about a request a client got wrong may be logged now at level: such lines
+ * share one rate limit, for clients can provoke them. When allowed, more says how many were
+ * not logged before it (or is empty), to end the line with. */
+bool weir_refusal_log_allowed(weir_server_t *srv, weir_log_level_t level, char more[64]);
 /* The status that answers a WEIR_E* code at the sink and the API. */
 unsigned weir_status_for(int code);
 /* Queues the problem response for an error from a lower module. */

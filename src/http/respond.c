@@ -93,25 +93,33 @@ static const char *reason(unsigned status)
     }
 }
 
+bool weir_refusal_log_allowed(weir_server_t *srv, weir_log_level_t level, char more[64])
+{
+    more[0] = '\0';
+    if (!weir_log_enabled(level)) {
+        return false;
+    }
+    if (!weir_ratelimit_allow(&srv->refusal_log)) {
+        atomic_fetch_add(&srv->refusals_unlogged, 1);
+        return false;
+    }
+    unsigned long unlogged = atomic_exchange(&srv->refusals_unlogged, 0);
+    if (unlogged > 0) {
+        snprintf(more, 64, " (and %lu refusals not logged before)", unlogged);
+    }
+    return true;
+}
+
 /*
  * One line per refused request, rate-limited: bad client input at INFO, an overloaded or failing
  * weir (503) at WARN. The path is the client's and is cut short; the logger escapes it.
  */
 static void log_refusal(weir_req_t *req, unsigned status, const char *detail, const char *attr)
 {
-    weir_server_t *srv = req->srv;
     weir_log_level_t level = status >= 500 ? WEIR_LOG_WARN : WEIR_LOG_INFO;
-    if (!weir_log_enabled(level)) {
+    char more[64];
+    if (!weir_refusal_log_allowed(req->srv, level, more)) {
         return;
-    }
-    if (!weir_ratelimit_allow(&srv->refusal_log)) {
-        atomic_fetch_add(&srv->refusals_unlogged, 1);
-        return;
-    }
-    char more[64] = "";
-    unsigned long unlogged = atomic_exchange(&srv->refusals_unlogged, 0);
-    if (unlogged > 0) {
-        snprintf(more, sizeof(more), " (and %lu refusals not logged before)", unlogged);
     }
     bool named = attr != NULL && attr[0] != '\0';
     WEIR_LOG(level, req->surface == WEIR_SURFACE_SINK ? "sink" : "api", NULL,

@@ -281,10 +281,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     /* A timeout after the answer is a client that did not read it, not a late body. */
     if (req->timed_out || (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && !req->answered)) {
-        weir_warn("http",
-                  "a request's body did not arrive in time (%zu bytes of it did): its "
-                  "connection is closed",
-                  req->body.len);
+        char more[64];
+        if (weir_refusal_log_allowed(req->srv, WEIR_LOG_INFO, more)) {
+            weir_info(req->surface == WEIR_SURFACE_SINK ? "sink" : "api",
+                      "closed %s %.200s: its body did not arrive within --body-timeout (%zu bytes "
+                      "of it did)%s",
+                      req->method, req->url, req->body.len, more);
+        }
         if (req->surface == WEIR_SURFACE_SINK) {
             weir_metrics_count(req->srv->metrics, NULL, WEIR_OUT_TIMED_OUT, 1);
         }

@@ -422,6 +422,10 @@ test('a body that does not arrive within --body-timeout is cut, and the memory i
     assert.deepEqual((await slow.history('slow')).map((i) => i.event.id), ['after-false', 'after-true']);
     const metrics = await (await fetch(`${slow.api}/metrics`)).text();
     assert.match(metrics, /weir_events_received_total\{namespace="",outcome="timed_out"\} 2\b/);
+    const logged = slow.logs.filter((line) => line.includes('--body-timeout'));
+    assert.equal(logged.length, 2, logged.join('\n'));
+    assert.match(logged[0], /"level":"info","module":"sink","msg":"closed POST \/slow: its body did not arrive within --body-timeout \(0 bytes of it did\)"/);
+    assert.ok(Number(/\((\d+) bytes of it did\)/.exec(logged[1])[1]) > 0, logged[1]); // what dribbled in
   } finally {
     await slow.cleanup();
   }
