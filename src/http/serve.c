@@ -10,7 +10,12 @@
 #define REFUSALS_LOGGED_PER_SEC 10
 #define REFUSALS_LOGGED_BURST   50
 
-/* Blocks the stop signals in every thread; the main thread takes them with sigwait. */
+/*
+ * Blocks the stop signals in every thread; the main thread takes them with sigwait. A write to a
+ * closed connection, or past the file size limit (RLIMIT_FSIZE), fails with an error the caller
+ * handles (EPIPE, EFBIG) instead of killing weir: past the limit the store refuses writes as when
+ * the disk is full, and works again once the limit is raised.
+ */
 static void block_signals(sigset_t *set)
 {
     sigemptyset(set);
@@ -18,6 +23,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static int open_store(const weir_settings_t *s, weir_store_t **store)

@@ -2,7 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloudEvent, HTTP } from 'cloudevents';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -428,6 +429,48 @@ test('a body that does not arrive within --body-timeout is cut, and the memory i
     assert.ok(Number(/\((\d+) bytes of it did\)/.exec(logged[1])[1]) > 0, logged[1]); // what dribbled in
   } finally {
     await slow.cleanup();
+  }
+});
+
+test('past the file size limit, as on a full disk, the sink answers 503 and weir is not ready, until the limit is raised', async () => {
+  const full = new Weir({ args: ['--system-events=false'] });
+  try {
+    await full.start();
+    await full.createNamespace('full');
+    const send = (id, size = 100) => fetch(`${full.sink}/full`, {
+      method: 'POST', body: 'x'.repeat(size), headers: { ...good, 'ce-id': id, 'content-type': 'text/plain' },
+    });
+    for (const id of ['before-1', 'before-2']) assert.equal((await send(id)).status, 202);
+    const before = await full.history('full');
+    // The WAL grows with each commit: with the limit at its size, the next commit cannot be
+    // written (EFBIG). Without SIGXFSZ ignored, the kernel would kill weir here.
+    const wal = statSync(join(full.dataDir, 'weir.db-wal')).size;
+    const limit = (value) => execFileSync('prlimit', ['--pid', String(full.proc.pid), `--fsize=${value}:`]);
+    limit(wal);
+    for (const id of ['refused-1', 'refused-2']) {
+      const res = await send(id, 20000);
+      assert.equal(res.status, 503, id);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      assert.ok(res.headers.get('retry-after'));
+      assert.equal((await res.json()).detail, 'the store is unavailable; retry later');
+    }
+    const ready = async () => (await fetch(`${full.api}/readyz`)).status;
+    assert.equal(await ready(), 503);
+    assert.deepEqual(await full.history('full'), before); // reads go on, and nothing changed
+
+    limit('unlimited');
+    for (let i = 0; await ready() !== 200; i++) {
+      assert.ok(i < 100, 'not ready 10 s after the limit was raised');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal((await send('after', 20000)).status, 202);
+    assert.equal((await send('refused-1', 20000)).status, 202); // a retry of a refused one is new
+    assert.deepEqual((await full.history('full')).map((i) => i.event.id), ['before-1', 'before-2', 'after', 'refused-1']);
+    const metrics = await (await fetch(`${full.api}/metrics`)).text();
+    assert.match(metrics, /weir_events_received_total\{namespace="full",outcome="store_failed"\} 2\b/);
+    assert.equal(full.proc.exitCode, null);
+  } finally {
+    await full.cleanup();
   }
 });
 
