@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
     libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev libcjson-dev
     duktape-dev uuid-dev libssl-dev python3)
 test_pkgs=(libcmocka-dev libyaml-dev clang libclang-rt-14-dev curl nodejs npm wrk sqlite3 postgresql
-    openssl)
+    openssl util-linux)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "test" ]; then
