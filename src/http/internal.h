@@ -32,6 +32,7 @@ typedef struct weir_settings {
     unsigned max_connections;
     unsigned sink_threads; /* the sink's threads (0: one per core, at least two) */
     unsigned idle_timeout_s;
+    unsigned header_timeout_s;
     unsigned body_timeout_s;
     unsigned shutdown_timeout_s;
     const char *log_level;
@@ -110,6 +111,7 @@ typedef enum weir_surface {
 } weir_surface_t;
 
 typedef struct weir_filters weir_filters_t;
+typedef struct weir_deadlines weir_deadlines_t;
 
 typedef struct weir_server {
     const weir_settings_t *settings;
@@ -117,6 +119,7 @@ typedef struct weir_server {
     weir_filters_t *filters;     /* compiled filters by namespace and name */
     weir_script_pool_t *scripts; /* the heaps that run them */
     weir_metrics_t *metrics;
+    weir_deadlines_t *deadlines; /* of request headers, on both listeners */
     struct MHD_Daemon *sink;
     struct MHD_Daemon *api;
     atomic_size_t inflight_bytes;   /* request bodies held in memory now */
@@ -188,6 +191,22 @@ void weir_server_quiesce(weir_server_t *srv);
 /* Stops both daemons; call after the requests in flight finished (or the wait timed out). A
  * request whose events the store has taken is still answered: this waits for its commit. */
 void weir_server_stop(weir_server_t *srv);
+
+/* ---- deadlines of request headers (deadline.c) ----------------------------------------- */
+
+/* Starts the thread that closes connections whose request headers are late: due
+ * header_timeout_s after the connection opened, and after an answer the longer of that and
+ * idle_timeout_s (none when idle_timeout_s is 0). NULL when the thread cannot start. */
+weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s);
+/* Stops it; call once the daemons that use it are stopped. */
+void weir_deadlines_stop(weir_deadlines_t *dl);
+/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback; cls is the weir_deadlines_t. */
+void weir_deadlines_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                  enum MHD_ConnectionNotificationCode code);
+/* A request's headers are whole on conn: no deadline until it completes. */
+void weir_deadlines_headers_in(struct MHD_Connection *conn);
+/* conn's request completed: the next one's headers are due. */
+void weir_deadlines_request_done(weir_deadlines_t *dl, struct MHD_Connection *conn);
 
 /* ---- answers --------------------------------------------------------------------------- */
 

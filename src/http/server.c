@@ -201,6 +201,7 @@ static enum MHD_Result on_request(weir_server_t *srv, weir_surface_t surface,
 {
     weir_req_t *req = *req_cls;
     if (req == NULL) {
+        weir_deadlines_headers_in(conn);
         *req_cls = req = req_new(srv, surface, conn, method, url);
         if (atomic_load(&srv->stopping)) {
             return answer_stopping(req); /* counted in flight first: see weir_server_quiesce */
@@ -275,6 +276,8 @@ static enum MHD_Result on_api_request(void *cls, struct MHD_Connection *conn, co
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    weir_server_t *srv = cls;
+    weir_deadlines_request_done(srv->deadlines, conn);
     weir_req_t *req = *req_cls;
     if (req == NULL) {
         return;
@@ -402,6 +405,7 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
      * default, SO_REUSEADDR, is enough to restart at once on the port of a stopped weir. */
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, cb, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, weir_deadlines_on_connection, srv->deadlines,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)WEIR_THREAD_STACK, MHD_OPTION_CONNECTION_LIMIT,
         s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
         MHD_OPTION_THREAD_POOL_SIZE, sink ? threads : 0u, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
@@ -419,14 +423,17 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
 
 int weir_server_start(weir_server_t *srv, weir_err_t *err)
 {
-    srv->sink = start_daemon(srv, WEIR_SURFACE_SINK, srv->settings->sink_addr, err);
-    if (srv->sink == NULL) {
-        return WEIR_EIO;
+    const weir_settings_t *s = srv->settings;
+    srv->deadlines = weir_deadlines_start(s->header_timeout_s, s->idle_timeout_s);
+    if (srv->deadlines == NULL) {
+        return weir_err_set(err, WEIR_EIO, "", "cannot start the thread of header deadlines");
     }
-    srv->api = start_daemon(srv, WEIR_SURFACE_API, srv->settings->api_addr, err);
+    srv->sink = start_daemon(srv, WEIR_SURFACE_SINK, s->sink_addr, err);
+    if (srv->sink != NULL) {
+        srv->api = start_daemon(srv, WEIR_SURFACE_API, s->api_addr, err);
+    }
     if (srv->api == NULL) {
-        MHD_stop_daemon(srv->sink);
-        srv->sink = NULL;
+        weir_server_stop(srv);
         return WEIR_EIO;
     }
     return 0;
@@ -479,6 +486,8 @@ void weir_server_stop(weir_server_t *srv)
         MHD_stop_daemon(srv->api);
     }
     srv->sink = srv->api = NULL;
+    weir_deadlines_stop(srv->deadlines);
+    srv->deadlines = NULL;
 }
 
 const char *weir_req_arg(weir_req_t *req, const char *name)

@@ -47,6 +47,9 @@ static const opt_t opts[] = {
      " 0: one per core, at least two"},
     {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
      "seconds before an idle connection is closed"},
+    {"header-timeout", "WEIR_HEADER_TIMEOUT", "30", OPT_UINT, AT(header_timeout_s),
+     "seconds from a connection's opening, or its last answer, until a request's headers must "
+     "have arrived (after an answer, at least --idle-timeout); past them it is closed"},
     {"body-timeout", "WEIR_BODY_TIMEOUT", "60", OPT_UINT, AT(body_timeout_s),
      "seconds from a request's headers until its whole body must have arrived; past them its "
      "connection is closed without an answer"},
@@ -273,8 +276,8 @@ static int check(weir_settings_t *s)
         weir_error("serve", "connections, queue and batch sizes must be > 0");
         return -1;
     }
-    if (s->body_timeout_s == 0) {
-        weir_error("serve", "--body-timeout must be > 0");
+    if (s->header_timeout_s == 0 || s->body_timeout_s == 0) {
+        weir_error("serve", "--header-timeout and --body-timeout must be > 0");
         return -1;
     }
     if (s->filter_timeout_ms == 0 || s->filter_memory < WEIR_SCRIPT_MEM_MIN) {

@@ -368,6 +368,56 @@ test('bodies past --max-inflight-bytes are answered 503 with Retry-After; the on
   }
 });
 
+test('request headers that do not arrive within --header-timeout close the connection, on both listeners', async () => {
+  const slow = new Weir({ args: ['--header-timeout', '2', '--idle-timeout', '3', '--system-events=false'] });
+  try {
+    await slow.start();
+    await slow.createNamespace('slow');
+    const head = 'POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nce-specversion: 1.0\r\nce-source: /slow\r\n' +
+      'ce-type: t\r\ncontent-length: 1\r\n';
+    // Sends the headers a byte every 200 ms, which keeps libmicrohttpd's idle timeout from ever
+    // closing the connection, after a whole request when first is given; resolves to what was
+    // answered once the connection is closed, or to 'open' after 15 s.
+    const dribble = async (port, first = '') => {
+      const socket = connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      let answer = '';
+      socket.on('data', (chunk) => { answer += chunk.toString(); });
+      socket.on('error', () => {});
+      const closed = once(socket, 'close').then(() => answer);
+      if (first) {
+        socket.write(first);
+        while (!answer.includes('\r\n\r\n')) await once(socket, 'data'); // a 202 has no body
+      }
+      let sent = 0;
+      const timer = setInterval(() => socket.write(head[sent++ % head.length]), 200);
+      let wait;
+      const open = new Promise((resolve) => { wait = setTimeout(resolve, 15000, 'open'); });
+      const result = await Promise.race([closed, open]);
+      clearTimeout(wait);
+      clearInterval(timer);
+      socket.destroy();
+      return result;
+    };
+    const whole = `${head.replace('ce-type', 'ce-id: kept\r\nce-type')}\r\nx`;
+    const [sink, api, kept] = await Promise.all([
+      dribble(slow.sinkPort), dribble(slow.apiPort), dribble(slow.sinkPort, whole),
+    ]);
+    assert.equal(sink, ''); // closed unanswered
+    assert.equal(api, '');
+    assert.match(kept, /^HTTP\/1\.1 202 /); // the whole request was answered, then the next one cut
+    assert.equal(kept.match(/HTTP\/1\.1/g).length, 1);
+
+    assert.equal((await fetch(`${slow.sink}/slow`, { method: 'POST', body: 'x', headers: { ...good, 'ce-id': 'after' } })).status, 202);
+    assert.deepEqual((await slow.history('slow')).map((i) => i.event.id), ['kept', 'after']);
+    const cut = slow.logs.map((line) => /closed (\d+) connections whose request headers did not arrive within --header-timeout/.exec(line))
+      .filter(Boolean).reduce((sum, m) => sum + Number(m[1]), 0);
+    assert.equal(cut, 3);
+  } finally {
+    await slow.cleanup();
+  }
+});
+
 // Starts a request whose declared body of 64 KiB takes the whole --max-inflight-bytes budget, and
 // resolves once weir has said 100 Continue. The bytes of the request before are given back when
 // its exchange completes, which may be just after its answer reached us: a 503 then is retried.

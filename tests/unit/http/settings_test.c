@@ -100,6 +100,7 @@ static void test_defaults(void **state)
     assert_int_equal(s.max_inflight_bytes, 64 * 1024 * 1024);
     assert_false(s.no_sync);
     assert_int_equal(s.idle_timeout_s, 60);
+    assert_int_equal(s.header_timeout_s, 30);
     assert_int_equal(s.body_timeout_s, 60);
     assert_int_equal(s.shutdown_timeout_s, 30);
     assert_string_equal(s.log_level, "info");
@@ -183,7 +184,10 @@ static void test_checks(void **state)
         "--max-inflight-bytes must be at least --max-body");
     check_refused((const char *[]){"--queue-max", "0", NULL},
                   "connections, queue and batch sizes must be > 0");
-    check_refused((const char *[]){"--body-timeout", "0", NULL}, "--body-timeout must be > 0");
+    check_refused((const char *[]){"--header-timeout", "0", NULL},
+                  "--header-timeout and --body-timeout must be > 0");
+    check_refused((const char *[]){"--body-timeout", "0", NULL},
+                  "--header-timeout and --body-timeout must be > 0");
     check_refused((const char *[]){"--filter-memory", "1000", NULL}, "--filter-memory at least");
     check_refused((const char *[]){"--log-level", "loud", NULL},
                   "--log-level must be debug, info, warn or error");
