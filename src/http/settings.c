@@ -46,7 +46,7 @@ static const opt_t opts[] = {
      "threads that serve the sink's connections (a request waits for its commit without one);"
      " 0: one per core, at least two"},
     {"idle-timeout", "WEIR_IDLE_TIMEOUT", "60", OPT_UINT, AT(idle_timeout_s),
-     "seconds before an idle connection is closed"},
+     "seconds before an idle connection is closed (0: never)"},
     {"header-timeout", "WEIR_HEADER_TIMEOUT", "30", OPT_UINT, AT(header_timeout_s),
      "seconds from a connection's opening, or its last answer, until a request's headers must "
      "have arrived (after an answer, at least --idle-timeout); past them it is closed"},
