@@ -25,6 +25,7 @@ typedef struct watched {
 struct weir_deadlines {
     uint64_t header_ns; /* --header-timeout */
     uint64_t idle_ns;   /* --idle-timeout (0: none) */
+    weir_metrics_t *metrics;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     watched_t *head; /* under lock */
@@ -131,6 +132,7 @@ static void *sweeper_main(void *arg)
         pthread_cond_timedwait(&dl->wake, &dl->lock, &ts);
         unsigned cut = dl->stopping ? 0 : sweep(dl);
         if (cut > 0) {
+            weir_metrics_header_timeouts(dl->metrics, cut);
             weir_info("http",
                       "closed %u connections whose request headers did not arrive within "
                       "--header-timeout",
@@ -141,9 +143,11 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s)
+weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s,
+                                       weir_metrics_t *metrics)
 {
     weir_deadlines_t *dl = weir_calloc(1, sizeof(*dl));
+    dl->metrics = metrics;
     dl->header_ns = (uint64_t)header_timeout_s * 1000000000u;
     dl->idle_ns = (uint64_t)idle_timeout_s * 1000000000u;
     pthread_mutex_init(&dl->lock, NULL);

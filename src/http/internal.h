@@ -100,6 +100,8 @@ void weir_metrics_free(weir_metrics_t *m);
 void weir_metrics_count(weir_metrics_t *m, const char *ns, weir_outcome_t outcome, uint64_t n);
 /* Records the time from a sink request's arrival to its answer. */
 void weir_metrics_latency(weir_metrics_t *m, uint64_t ns);
+/* Counts connections closed because their request headers were late. */
+void weir_metrics_header_timeouts(weir_metrics_t *m, unsigned n);
 /* Renders every metric in the Prometheus text format. */
 void weir_metrics_render(weir_metrics_t *m, weir_store_t *store, weir_buf_t *out);
 
@@ -196,8 +198,10 @@ void weir_server_stop(weir_server_t *srv);
 
 /* Starts the thread that closes connections whose request headers are late: due
  * header_timeout_s after the connection opened, and after an answer the longer of that and
- * idle_timeout_s (none when idle_timeout_s is 0). NULL when the thread cannot start. */
-weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s);
+ * idle_timeout_s (none when idle_timeout_s is 0), counted in metrics. NULL when the thread
+ * cannot start. */
+weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s,
+                                       weir_metrics_t *metrics);
 /* Stops it; call once the daemons that use it are stopped. */
 void weir_deadlines_stop(weir_deadlines_t *dl);
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback; cls is the weir_deadlines_t. */

@@ -24,6 +24,7 @@ struct weir_metrics {
     pthread_mutex_t lock; /* guards adding rows; rows are never removed */
     _Atomic(ns_row_t *) rows;
     weir_histogram_t latency;
+    atomic_uint_fast64_t header_timeouts;
 };
 
 weir_metrics_t *weir_metrics_new(void)
@@ -106,6 +107,11 @@ static void render_received(weir_metrics_t *m, weir_buf_t *out)
     }
 }
 
+void weir_metrics_header_timeouts(weir_metrics_t *m, unsigned n)
+{
+    atomic_fetch_add_explicit(&m->header_timeouts, n, memory_order_relaxed);
+}
+
 void weir_metrics_render(weir_metrics_t *m, weir_store_t *store, weir_buf_t *out)
 {
     render_received(m, out);
@@ -117,4 +123,10 @@ void weir_metrics_render(weir_metrics_t *m, weir_store_t *store, weir_buf_t *out
                     "# HELP weir_store_ready 1 while the store is open and writable.\n"
                     "# TYPE weir_store_ready gauge\nweir_store_ready %d\n",
                     weir_store_queue_depth(store), weir_store_ready(store) ? 1 : 0);
+    weir_buf_printf(out,
+                    "# HELP weir_http_header_timeouts_total Connections closed because a "
+                    "request's headers did not arrive within --header-timeout.\n"
+                    "# TYPE weir_http_header_timeouts_total counter\n"
+                    "weir_http_header_timeouts_total %llu\n",
+                    (unsigned long long)atomic_load(&m->header_timeouts));
 }

@@ -424,7 +424,7 @@ static struct MHD_Daemon *start_daemon(weir_server_t *srv, weir_surface_t surfac
 int weir_server_start(weir_server_t *srv, weir_err_t *err)
 {
     const weir_settings_t *s = srv->settings;
-    srv->deadlines = weir_deadlines_start(s->header_timeout_s, s->idle_timeout_s);
+    srv->deadlines = weir_deadlines_start(s->header_timeout_s, s->idle_timeout_s, srv->metrics);
     if (srv->deadlines == NULL) {
         return weir_err_set(err, WEIR_EIO, "", "cannot start the thread of header deadlines");
     }

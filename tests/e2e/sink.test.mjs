@@ -413,6 +413,8 @@ test('request headers that do not arrive within --header-timeout close the conne
     const cut = slow.logs.map((line) => /closed (\d+) connections whose request headers did not arrive within --header-timeout/.exec(line))
       .filter(Boolean).reduce((sum, m) => sum + Number(m[1]), 0);
     assert.equal(cut, 3);
+    const metrics = await (await fetch(`${slow.api}/metrics`)).text();
+    assert.match(metrics, /^weir_http_header_timeouts_total 3$/m);
   } finally {
     await slow.cleanup();
   }
