@@ -7,6 +7,7 @@
 #ifndef WEIR_COMMON_H
 #define WEIR_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -159,6 +160,11 @@ bool weir_ratelimit_allow(weir_ratelimit_t *rl);
 
 /* Monotonic clock, in nanoseconds. */
 uint64_t weir_mono_ns(void);
+/* Initialises a condition variable whose timed waits count on the monotonic clock, so that they
+ * do not jump with the wall clock; their deadlines come from weir_mono_deadline. */
+void weir_cond_init_mono(pthread_cond_t *cond);
+/* The monotonic clock's time ns from now, for pthread_cond_timedwait on such a variable. */
+struct timespec weir_mono_deadline(uint64_t ns);
 /* Wall clock, microseconds since the Unix epoch. */
 int64_t weir_wall_us(void);
 

@@ -23,8 +23,8 @@ typedef struct watched {
 } watched_t;
 
 struct weir_deadlines {
-    uint64_t header_ns; /* --header-timeout */
-    uint64_t idle_ns;   /* --idle-timeout (0: none) */
+    uint64_t header_ns; /* --header-timeout: after a connection opens */
+    uint64_t next_ns;   /* after an answer (0: none) */
     weir_metrics_t *metrics;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -96,12 +96,8 @@ void weir_deadlines_request_done(weir_deadlines_t *dl, struct MHD_Connection *co
     if (w == NULL) {
         return;
     }
-    /* A kept-alive connection may wait for its next request as long as the idle timeout lets
-     * it; without one, for ever. */
-    uint64_t wait = dl->idle_ns == 0              ? 0
-                    : dl->idle_ns > dl->header_ns ? dl->idle_ns
-                                                  : dl->header_ns;
-    atomic_store_explicit(&w->due_ns, wait == 0 ? 0 : weir_mono_ns() + wait, memory_order_relaxed);
+    uint64_t due = dl->next_ns == 0 ? 0 : weir_mono_ns() + dl->next_ns;
+    atomic_store_explicit(&w->due_ns, due, memory_order_relaxed);
 }
 
 /* Shuts down every connection whose headers are late; returns how many. Under lock. */
@@ -126,9 +122,8 @@ static void *sweeper_main(void *arg)
     pthread_setname_np(pthread_self(), "weir-deadlines");
     pthread_mutex_lock(&dl->lock);
     while (!dl->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1; /* so a connection is cut at most a second after its deadline */
+        /* Each second, so that a connection is cut at most a second after its deadline. */
+        struct timespec ts = weir_mono_deadline(1000000000u);
         pthread_cond_timedwait(&dl->wake, &dl->lock, &ts);
         unsigned cut = dl->stopping ? 0 : sweep(dl);
         if (cut > 0) {
@@ -149,13 +144,12 @@ weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_
     weir_deadlines_t *dl = weir_calloc(1, sizeof(*dl));
     dl->metrics = metrics;
     dl->header_ns = (uint64_t)header_timeout_s * 1000000000u;
-    dl->idle_ns = (uint64_t)idle_timeout_s * 1000000000u;
+    /* A kept-alive connection may wait for its next request as long as the idle timeout lets
+     * it; without one, for ever. */
+    uint64_t idle_ns = (uint64_t)idle_timeout_s * 1000000000u;
+    dl->next_ns = idle_timeout_s == 0 ? 0 : idle_ns > dl->header_ns ? idle_ns : dl->header_ns;
     pthread_mutex_init(&dl->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&dl->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    weir_cond_init_mono(&dl->wake);
     dl->started = pthread_create(&dl->thread, NULL, sweeper_main, dl) == 0;
     if (!dl->started) {
         weir_deadlines_stop(dl);

@@ -213,11 +213,7 @@ weir_script_pool_t *weir_script_pool_new(const weir_script_limits_t *limits)
                                                   WEIR_SCRIPT_HEAPS_DEFAULT};
     weir_script_pool_t *pool = weir_calloc(1, sizeof(*pool));
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    weir_cond_init_mono(&pool->freed);
     pool->limits = resolve(limits, &defaults);
     if (pool->limits.max_idle > pool->limits.max_heaps) {
         pool->limits.max_idle = pool->limits.max_heaps;
@@ -247,14 +243,7 @@ void weir_script_pool_free(weir_script_pool_t *pool)
  */
 static int take(weir_script_pool_t *pool, uint32_t wait_ms, engine_t **out)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = weir_mono_deadline((uint64_t)wait_ms * 1000000u);
 
     pthread_mutex_lock(&pool->lock);
     while (pool->idle == NULL && pool->live >= pool->limits.max_heaps) {

@@ -130,21 +130,10 @@ int weir_store_trim(weir_store_t *store, const char *ns, const weir_store_cut_t 
 
 /* ---- the background thread ------------------------------------------------------------- */
 
-static struct timespec mono_after(uint64_t ns)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t nsec = (uint64_t)ts.tv_nsec + ns % 1000000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u + nsec / 1000000000u);
-    ts.tv_nsec = (long)(nsec % 1000000000u);
-    return ts;
-}
-
 /* Sleeps for ns unless stopped first; false once the retainer is stopping. */
 static bool pause_for(weir_store_retainer_t *r, uint64_t ns)
 {
-    struct timespec until = mono_after(ns);
+    struct timespec until = weir_mono_deadline(ns);
 
     pthread_mutex_lock(&r->lock);
     while (!r->stopping && pthread_cond_timedwait(&r->wake, &r->lock, &until) != ETIMEDOUT) {
@@ -230,15 +219,11 @@ int weir_store_retainer_start(weir_store_t *store, const weir_store_retention_t 
     }
 
     weir_store_retainer_t *r = weir_calloc(1, sizeof(*r));
-    pthread_condattr_t attr;
     r->store = store;
     r->defaults = *defaults;
     r->interval_ns = (uint64_t)interval_ms * 1000000u;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    weir_cond_init_mono(&r->wake);
     if (pthread_create(&r->thread, NULL, retainer_main, r) != 0) {
         pthread_cond_destroy(&r->wake);
         pthread_mutex_destroy(&r->lock);

@@ -218,12 +218,7 @@ static void set_ready(weir_store_t *s, bool ready)
 /* Waits up to the probe interval; false when it timed out. Called with s->lock held. */
 static bool wait_probe_interval(weir_store_t *s)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += PROBE_INTERVAL_NS % 1000000000L;
-    ts.tv_sec += PROBE_INTERVAL_NS / 1000000000L + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = weir_mono_deadline(PROBE_INTERVAL_NS);
     return pthread_cond_timedwait(&s->wake, &s->lock, &ts) != ETIMEDOUT;
 }
 
@@ -554,7 +549,6 @@ void weir_store_config_default(weir_store_config_t *cfg)
 static weir_store_t *store_new(const weir_store_config_t *cfg)
 {
     weir_store_t *s = weir_calloc(1, sizeof(*s));
-    pthread_condattr_t attr;
 
     s->be = &weir_store_sqlite;
     s->queue_max = cfg->queue_max > 0 ? cfg->queue_max : QUEUE_MAX_DEFAULT;
@@ -566,11 +560,7 @@ static weir_store_t *store_new(const weir_store_config_t *cfg)
     pthread_cond_init(&s->sync_wake, NULL);
 
     pthread_mutex_init(&s->lock, NULL);
-    /* The probe timer must not jump with the wall clock. */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    weir_cond_init_mono(&s->wake); /* the probe timer must not jump with the wall clock */
     pthread_rwlock_init(&s->ns_lock, NULL);
     atomic_init(&s->ready, false);
     s->watch = weir_store_watch_new();

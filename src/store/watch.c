@@ -28,14 +28,9 @@ struct weir_store_watch {
 weir_store_watch_t *weir_store_watch_new(void)
 {
     weir_store_watch_t *w = weir_calloc(1, sizeof(*w));
-    pthread_condattr_t attr;
 
     pthread_mutex_init(&w->lock, NULL);
-    /* Waits are timed by the caller's deadline, which must not jump with the wall clock. */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->moved, &attr);
-    pthread_condattr_destroy(&attr);
+    weir_cond_init_mono(&w->moved); /* waits are timed by the caller's deadline */
     return w;
 }
 
@@ -161,17 +156,6 @@ int64_t weir_store_watch_horizon(weir_store_watch_t *w)
     return seq;
 }
 
-static struct timespec deadline_after(uint64_t timeout_ns)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns % 1000000000u;
-    ts.tv_sec += (time_t)(timeout_ns / 1000000000u + ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
-    return ts;
-}
-
 /* True when ns has a durable event above after_seq. Called with the lock held. */
 static bool ns_moved(weir_store_watch_t *w, const char *ns, int64_t after_seq)
 {
@@ -182,7 +166,7 @@ static bool ns_moved(weir_store_watch_t *w, const char *ns, int64_t after_seq)
 bool weir_store_watch_wait(weir_store_watch_t *w, const char *ns, int64_t after_seq,
                            uint64_t timeout_ns)
 {
-    struct timespec until = deadline_after(timeout_ns);
+    struct timespec until = weir_mono_deadline(timeout_ns);
     bool timed_out = false;
 
     pthread_mutex_lock(&w->lock);

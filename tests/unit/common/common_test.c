@@ -1,4 +1,5 @@
 /* Unit tests of the common module through its header. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -207,6 +208,37 @@ static void test_ratelimit(void **state)
     assert_false(weir_ratelimit_allow(&rl));
 }
 
+static uint64_t timespec_ns(struct timespec ts)
+{
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void test_mono_deadline(void **state)
+{
+    /* Normalised, and as far ahead as asked, for waits under and over a second. */
+    uint64_t waits[] = {0, 1, 999999999u, 1000000000u, 2500000000u};
+    for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+        uint64_t before = weir_mono_ns();
+        struct timespec ts = weir_mono_deadline(waits[i]);
+        uint64_t after = weir_mono_ns();
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+        assert_true(timespec_ns(ts) >= before + waits[i]);
+        assert_true(timespec_ns(ts) <= after + waits[i]);
+    }
+
+    /* A timed wait on a monotonic condition variable ends at that deadline. */
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    weir_cond_init_mono(&cond);
+    pthread_mutex_lock(&lock);
+    struct timespec until = weir_mono_deadline(20000000u);
+    while (pthread_cond_timedwait(&cond, &lock, &until) != ETIMEDOUT) {
+    }
+    assert_true(weir_mono_ns() >= timespec_ns(until));
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&cond);
+}
+
 static void test_case(void **state)
 {
     assert_int_equal(weir_strcasecmp("Content-Type", "content-type"), 0);
@@ -222,11 +254,12 @@ static void test_case(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),         cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_glob),         cmocka_unit_test(test_time),
-        cmocka_unit_test(test_duration),     cmocka_unit_test(test_parse_uint),
-        cmocka_unit_test(test_buf_json_str), cmocka_unit_test(test_err),
-        cmocka_unit_test(test_ratelimit),    cmocka_unit_test(test_case),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_glob),          cmocka_unit_test(test_time),
+        cmocka_unit_test(test_duration),      cmocka_unit_test(test_parse_uint),
+        cmocka_unit_test(test_buf_json_str),  cmocka_unit_test(test_err),
+        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_case),
+        cmocka_unit_test(test_mono_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
