@@ -145,8 +145,9 @@ weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_
     dl->metrics = metrics;
     dl->header_ns = (uint64_t)header_timeout_s * 1000000000u;
     /* A kept-alive connection may wait for its next request as long as the idle timeout lets
-     * it; without one, for ever. */
-    uint64_t idle_ns = (uint64_t)idle_timeout_s * 1000000000u;
+     * it; without one, for ever. Its deadline comes a sweep after the idle timeout, which so
+     * closes one that sends nothing, and what is cut here is only ever late headers. */
+    uint64_t idle_ns = (uint64_t)idle_timeout_s * 1000000000u + 1000000000u;
     dl->next_ns = idle_timeout_s == 0 ? 0 : idle_ns > dl->header_ns ? idle_ns : dl->header_ns;
     pthread_mutex_init(&dl->lock, NULL);
     weir_cond_init_mono(&dl->wake);

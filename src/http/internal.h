@@ -197,9 +197,9 @@ void weir_server_stop(weir_server_t *srv);
 /* ---- deadlines of request headers (deadline.c) ----------------------------------------- */
 
 /* Starts the thread that closes connections whose request headers are late: due
- * header_timeout_s after the connection opened, and after an answer the longer of that and
- * idle_timeout_s (none when idle_timeout_s is 0), counted in metrics. NULL when the thread
- * cannot start. */
+ * header_timeout_s after the connection opened, and after an answer the longer of that and a
+ * second past idle_timeout_s (none when idle_timeout_s is 0), counted in metrics. NULL when the
+ * thread cannot start. */
 weir_deadlines_t *weir_deadlines_start(unsigned header_timeout_s, unsigned idle_timeout_s,
                                        weir_metrics_t *metrics);
 /* Stops it; call once the daemons that use it are stopped. */
